@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from espdiag.main import main
+
+raise SystemExit(main())

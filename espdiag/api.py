@@ -1,0 +1,101 @@
+"""Library entry points: diagnose a log given as a path, bytes, text or binary stream."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import BinaryIO
+
+from espdiag import engine, ranking
+from espdiag.events import FieldValue
+from espdiag.normalise import normalise
+from espdiag.parse import Parsed, parse_line
+from espdiag.reader import iter_lines
+from espdiag.report import Report
+from espdiag.rules import RuleSet, load_rules
+from espdiag.sessions import Session, Tracker
+
+_CACHE_LIMIT = 100_000  # distinct physical lines remembered per log
+_KEEP_OTHER = 24
+_default_rules: RuleSet | None = None
+
+
+def default_rules() -> RuleSet:
+    global _default_rules
+    if _default_rules is None:
+        _default_rules = load_rules()
+    return _default_rules
+
+
+def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
+    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
+    tracker = Tracker()
+    add = tracker.add
+    cache: dict[bytes, tuple[tuple[str, str, dict[str, FieldValue]], ...]] = {}
+    lines = 0
+    for number, raw in iter_lines(stream, name):
+        lines = number
+        items = cache.get(raw)
+        if items is None:
+            text = raw.decode("utf-8", "replace")
+            items = tuple((t, *_parsed(parse_line(t))) for t in normalise(text))
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[raw] = items
+        for text, kind, fields in items:
+            if kind == "other" and tracker.current.count("other") >= _KEEP_OTHER:
+                tracker.lines_other += 1  # prose and unknown lines: keep a few, count the rest
+                tracker.events_seen += 1
+                continue
+            add(number, kind, text, fields)
+    return tracker, lines
+
+
+def _parsed(parsed: Parsed) -> tuple[str, dict[str, FieldValue]]:
+    return parsed[0], dict(parsed[1])
+
+
+def _boot_only_success(session: Session) -> bool:
+    """A log with no upload at all but a ROM banner that booted from flash: the upload went through."""
+    for e in session.events():
+        if e.kind == "rom_banner_32" and "FLASH" in str(e.get("boot_name", "")):
+            return True
+        if e.kind == "rom_banner_8266" and e.get("mode") == 3:
+            return True
+    return False
+
+
+def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None) -> Report:
+    ruleset = rules if rules is not None else default_rules()
+    tracker, lines = scan(stream, name)
+    session, attempts, failed = tracker.result()
+    ctx = session.context
+    verdict = session.verdict
+    notes = []
+    if verdict == "unknown" and _boot_only_success(session):
+        verdict = "success"
+        notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
+                     "so the firmware was written.")
+    if attempts > 1:
+        which = f"attempt {session.index} of {attempts}"
+        notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
+    matches = engine.run(ruleset, session, ctx, verdict)
+    causes = ranking.rank(matches, session, ctx)
+    return Report(
+        source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
+        attempts=attempts, failed_attempts=failed, first_line=session.first_line,
+        last_line=session.last_line, lines=lines, notes=notes,
+    )
+
+
+def diagnose_path(path: str | Path, rules: RuleSet | None = None) -> Report:
+    with open(path, "rb") as f:
+        return diagnose_stream(f, str(path), rules)
+
+
+def diagnose_bytes(data: bytes, name: str = "<bytes>", rules: RuleSet | None = None) -> Report:
+    return diagnose_stream(io.BytesIO(data), name, rules)
+
+
+def diagnose_text(text: str, name: str = "<text>", rules: RuleSet | None = None) -> Report:
+    return diagnose_bytes(text.encode("utf-8"), name, rules)

@@ -1,0 +1,120 @@
+"""The typed event model: what one line of an upload log means.
+
+An event is produced by the grammar (``grammar/upload_log.lark``): the rule alias names the kind,
+the named terminals inside it become fields. ``KINDS`` documents every kind and its role in a
+session; ``espdiag events FILE`` shows the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldValue = str | int | bool
+Role = Literal["start", "progress", "success", "failure", "info", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    line: int  # 1-based line number in the original input
+    text: str  # the line as shown to the user (normalised: no colour codes, quote markers, timestamps)
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)
+
+    def get(self, name: str, default: FieldValue | None = None) -> FieldValue | None:
+        return self.fields.get(name, default)
+
+    @property
+    def role(self) -> Role:
+        return KINDS.get(self.kind, KindInfo("other", "")).role
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    role: Role
+    doc: str
+
+
+# role: "start" opens an upload attempt, "failure"/"success" decide a verdict,
+# "progress" shows how far the attempt got, "info" carries context only.
+KINDS: dict[str, KindInfo] = {
+    # -- wrappers and command lines ------------------------------------------------------------
+    "ide_banner": KindInfo("info", "Arduino IDE 1.x header: version, OS, board menu (fields: ide_version, os, board)"),
+    "upload_started": KindInfo("start", "A wrapper announces an upload (Arduino 'Upload started', PlatformIO 'Uploading ...')"),
+    "command_line": KindInfo("start", "The flasher command line a wrapper ran (field: cmd)"),
+    "pio_port_search": KindInfo("info", "PlatformIO 'Looking for upload port...' / 'Auto-detected: PORT' (field: port)"),
+    "exit_status": KindInfo("failure", "A wrapper reports the flasher's non-zero exit (field: code)"),
+    "upload_error": KindInfo("failure", "A wrapper's generic upload-failed line (field: text)"),
+    "wrapper_success": KindInfo("success", "A wrapper reports success (PlatformIO [SUCCESS], 'Done uploading')"),
+    "build_info": KindInfo("info", "Compiler output such as 'Sketch uses N bytes'"),
+    # -- banners -----------------------------------------------------------------------------------
+    "tool_banner": KindInfo("start", "Flasher name and version (fields: tool, version)"),
+    "serial_port": KindInfo("info", "The port the flasher opens (field: port)"),
+    "ports_found": KindInfo("info", "esptool 'Found N serial ports' (field: count)"),
+    # -- esptool-ck --------------------------------------------------------------------------------
+    "ck_setting": KindInfo("info", "esptool-ck 'setting NAME [from OLD] to NEW' (fields: name, value)"),
+    "ck_step": KindInfo("progress", "esptool-ck internal step (opening bootloader, flush, sending header)"),
+    "ck_reset": KindInfo("progress", "esptool-ck 'resetting board'"),
+    "connect_attempt": KindInfo("progress", "One sync attempt (esptool-ck 'trying to connect')"),
+    "ck_wrote": KindInfo("progress", "esptool-ck -vv write count (fields: written, requested)"),
+    "ck_read": KindInfo("progress", "esptool-ck -vv read count (fields: got, requested)"),
+    "ck_send_failed": KindInfo("progress", "esptool-ck 'error: failed sending ...' (field: what)"),
+    "ck_no_response": KindInfo("progress", "esptool-ck 'didn't receive command response'"),
+    "ck_wrong_response": KindInfo("progress", "esptool-ck 'wrong direction/command' (a reply out of step)"),
+    "ck_command_failed": KindInfo("progress", "esptool-ck 'espcomm_send_command(CMD) failed' (field: command)"),
+    "ck_invalid_reply": KindInfo("progress", "esptool-ck got bytes that are not a SLIP frame start (field: byte)"),
+    "ck_failed": KindInfo("failure", "esptool-ck 'espcomm_X failed' (field: stage: sync, open, upload_mem, ...)"),
+    "ck_uploading": KindInfo("progress", "esptool-ck 'Uploading N bytes from FILE to flash at ADDR'"),
+    "ck_done": KindInfo("success", "esptool-ck finished writing ('starting app without reboot', 'closing bootloader')"),
+    # -- esptool.py connection -------------------------------------------------------------------
+    "connecting": KindInfo("progress", "esptool 'Connecting...' (fields: dots, resets = count of '_')"),
+    "chip_detect": KindInfo("progress", "esptool 'Detecting chip type... X' (field: chip)"),
+    "detect_protocol_switch": KindInfo("progress", "'Unsupported detection protocol, switching and trying again'"),
+    "chip_is": KindInfo("progress", "esptool 'Chip is X' / 'Chip type: X' (field: chip)"),
+    "chip_feature": KindInfo("info", "Features / Crystal / MAC lines"),
+    "connected": KindInfo("progress", "esptool v5 'Connected to CHIP on PORT'"),
+    "stub": KindInfo("progress", "Uploading / running the flasher stub (field: step)"),
+    "baud_change": KindInfo("progress", "'Changing baud rate to N' (field: baud)"),
+    "baud_changed": KindInfo("progress", "'Changed.' after a baud change"),
+    "flash_config": KindInfo("progress", "Flash size / params lines (fields: size, params)"),
+    "flash_id": KindInfo("info", "Manufacturer / Device id lines (fields: manufacturer, device)"),
+    "compressed": KindInfo("progress", "'Compressed N bytes to M...'"),
+    "writing": KindInfo("progress", "'Writing at 0xADDR... (P %)' (fields: address, percent)"),
+    "wrote": KindInfo("progress", "'Wrote N bytes ... at 0xADDR in T seconds'"),
+    "hash_verified": KindInfo("success", "'Hash of data verified.'"),
+    "leaving": KindInfo("progress", "'Leaving...'"),
+    "hard_reset": KindInfo("progress", "'Hard resetting...'"),
+    "warning": KindInfo("info", "A flasher WARNING line (field: text)"),
+    "flash_comm_warning": KindInfo("info", "'WARNING: Failed to communicate with the flash chip'"),
+    "hint": KindInfo("info", "esptool v4.7+/v5 'Hint:' / troubleshooting link lines"),
+    "trace_command": KindInfo("progress", "esptool --trace 'command op=0xNN' (field: op)"),
+    "trace_io": KindInfo("info", "esptool --trace read/write byte dump lines"),
+    # -- failures reported by esptool.py ---------------------------------------------------------
+    "fatal_error": KindInfo("failure", "'A fatal error occurred: TEXT' not otherwise understood (field: text)"),
+    "timeout_packet_header": KindInfo("failure", "'Timed out waiting for packet header'"),
+    "no_serial_data": KindInfo("failure", "'No serial data received' (not one byte came back)"),
+    "wrong_boot_mode": KindInfo("failure", "'Wrong boot mode detected (0xNN)' (field: code)"),
+    "invalid_head": KindInfo("failure", "'Invalid head of packet (0xNN)' — serial noise or baud mismatch"),
+    "tx_path_down": KindInfo("failure", "'Download mode successfully detected, but getting no sync reply'"),
+    "stream_stopped": KindInfo("failure", "'Serial data stream stopped' / 'Packet content transfer stopped'"),
+    "chip_stopped": KindInfo("failure", "'The chip stopped responding'"),
+    "md5_mismatch": KindInfo("failure", "'MD5 of file does not match data in flash'"),
+    "ram_write_failed": KindInfo("failure", "'Failed to write to target RAM'"),
+    "flash_size_unknown": KindInfo("failure", "'Could not auto-detect Flash size' (field: flash_id)"),
+    "wrong_chip": KindInfo("failure", "'This chip is X, not Y. Wrong --chip argument?' (fields: detected, expected)"),
+    "secure_download": KindInfo("failure", "Secure download mode / secure boot / flash encryption refusal"),
+    "image_too_large": KindInfo("failure", "'... will not fit in N bytes of flash'"),
+    "port_error": KindInfo("failure", "Port cannot be opened (fields: port, errno, winerror, reason)"),
+    "io_error": KindInfo("failure", "The device vanished mid-session (Input/output error, readiness to read)"),
+    "timeout_error": KindInfo("failure", "A command timed out (field: text)"),
+    # -- ROM boot output -------------------------------------------------------------------------
+    "rom_banner_8266": KindInfo("info", "ESP8266 'ets Jan  8 2013,rst cause:N, boot mode:(X,Y)' (fields: rst_cause, mode, sub)"),
+    "rom_banner_32": KindInfo("info", "ESP32 'rst:0xN (REASON),boot:0xNN (MODE)' (fields: rst, reason, boot, boot_name)"),
+    "rom_boot_note": KindInfo("info", "Other ROM output: 'waiting for download', 'ets Jun  8 2016'"),
+    "brownout": KindInfo("info", "'Brownout detector was triggered'"),
+    "flash_read_err": KindInfo("info", "ROM 'flash read err'"),
+    "invalid_header": KindInfo("info", "ROM/bootloader 'invalid header: 0x...' (no valid image at boot)"),
+    # -- everything else --------------------------------------------------------------------------
+    "other": KindInfo("other", "A line the grammar does not know"),
+}

@@ -1,0 +1,55 @@
+"""Undo what terminals, serial monitors and forum pastes do to a log line.
+
+Works on one decoded physical line and returns the logical lines in it (a carriage return inside a
+line separates progress updates). Blank results are dropped: pasting often doubles every line break.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# serial-monitor / logger time stamps: "12:34:56.789 -> ", "[12:34:56]", "2024-01-02 12:34:56,123 "
+_TIMESTAMP = re.compile(
+    r"^(?:\d{1,2}:\d\d:\d\d(?:[.,]\d+)?\s*->\s?"
+    r"|\[\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*"
+    r"|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\s+"
+    r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*)"
+)
+_QUOTE = re.compile(r"^(?:>\s?)+")
+_FENCE = re.compile(r"^(?:```|~~~)[\w+-]*\s*$")
+MAX_LINE = 4096  # longer lines are cut: no upload message is that long, and rules stay linear
+
+
+def normalise(line: str) -> list[str]:
+    """Clean one physical line; return its non-blank logical lines."""
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    if len(line) > MAX_LINE:
+        line = line[:MAX_LINE]
+    parts = line.split("\r") if "\r" in line else [line]
+    out = []
+    for part in parts:
+        text = _clean(part)
+        if text:
+            out.append(text)
+    return out
+
+
+def _clean(text: str) -> str:
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    text = text.strip()
+    if not text:
+        return ""
+    if text[0] == ">":
+        text = _QUOTE.sub("", text)
+    if text[:1].isdigit() or text[:1] == "[":
+        text = _TIMESTAMP.sub("", text, count=1)
+        if text[:1] == ">":
+            text = _QUOTE.sub("", text)
+    text = text.strip()
+    if text[:3] in ("```", "~~~") and _FENCE.match(text):
+        return ""
+    return text.replace("\ufffd", "").strip() if "\ufffd" in text else text

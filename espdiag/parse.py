@@ -1,0 +1,170 @@
+"""Lex and parse normalised lines with the lark grammar (LALR, contextual lexer, cached tables).
+
+``parse_line(text)`` returns the event kind and fields for one logical line. Upload logs are highly
+repetitive (a retry loop prints the same few lines thousands of times), so results are memoised per
+distinct line; the grammar stays the single place that knows what a line means.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError
+
+from espdiag.events import KINDS, FieldValue
+
+Parsed = tuple[str, tuple[tuple[str, FieldValue], ...]]
+OTHER: Parsed = ("other", ())
+
+# Messages often arrive behind a foreign prefix (an IDE's "[upload] ", garbage bytes printed at the
+# wrong baud before a ROM banner). When a line does not parse, it is parsed again from each anchor.
+_ANCHORS = re.compile(
+    r"A fatal (?:esptool\.py )?error occurred|Failed to connect to|could not open port|Could not open"
+    r"|ets \w+ +\d+ \d{4},|rst cause:|r?st:0x|Timed out waiting|Wrong boot mode|No serial data"
+    r"|Invalid head of packet|esptool\.py v|espcomm_|exit status|Hash of data verified|Brownout"
+    r"|\[Errno|PermissionError|FileNotFoundError|Connecting\.|Writing at 0x|Serial port "
+)
+
+
+@functools.cache
+def parser() -> Lark:
+    return Lark.open_from_package(
+        "espdiag",
+        "grammar/upload_log.lark",
+        parser="lalr",
+        lexer="contextual",
+        cache=True,
+        propagate_positions=False,
+        maybe_placeholders=False,
+    )
+
+
+def _int(text: str) -> FieldValue:
+    try:
+        return int(text, 0) if text[:2].lower() == "0x" else int(text)
+    except ValueError:
+        return text
+
+
+def _unquote(text: str) -> str:
+    text = text.strip().rstrip(":").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return text
+
+
+def _dots(text: str) -> FieldValue:
+    return text.count(".")
+
+
+_NUMBER = re.compile(r"-?\d+")
+
+# How a terminal's text becomes a field value; the field name is the terminal name, lower-cased.
+_CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
+    "CODE": ("code", _int),
+    "WRITTEN": ("written", _int),
+    "GOT": ("got", _int),
+    "REQUESTED": ("requested", _int),
+    "INT": ("count", _int),
+    "BAUD": ("baud", _int),
+    "ERRNO": ("errno", _int),
+    "WINERROR": ("winerror", _int),
+    "RST_CAUSE": ("rst_cause", _int),
+    "MODE": ("mode", _int),
+    "SUB": ("sub", _int),
+    "ERRNO_TAG": ("errno", lambda t: _int(_NUMBER.findall(t)[-1])),
+    "PORT_Q": ("port", _unquote),
+    "PORT": ("port", _unquote),
+    "CONNECT_TARGET": ("target", lambda t: t[len("Failed to connect to") :].strip().rstrip(":").strip()),
+    "DETECTED_CHIP": ("detected", lambda t: t[len("This chip is") :].strip()),
+    "EXPECTED_CHIP": ("expected", str.strip),
+    "EXCEPTION_NAME": ("exception", lambda t: t.rstrip(":").strip()),
+    "OS_EXC_NAME": ("exception", str.strip),
+    "OS_MESSAGE": ("reason", _unquote),
+    "OS_TEXT": ("reason", str.strip),
+    "VERSION": ("version", lambda t: t.lstrip("v")),
+    "DOTS": ("dots", _dots),
+    "RST32": ("rst", lambda t: _int(t.split(":", 1)[1])),
+    "BOOT_CODE": ("boot", _int),
+    "HEXBYTE": ("hex", str),
+    "CK_COMMAND": ("command", lambda t: t[t.index("(") + 1 : t.index(")")]),
+    "IMAGE_DESC": ("image", lambda t: t[len("File") :].strip()),
+    "CONN_CHIP": ("chip", str),
+    "CHIP_DESC": ("chip", str.strip),
+    "CHIP": ("chip", str.strip),
+    "FLASHER": ("tool", str),
+    "CK_COPYRIGHT": ("ck", lambda t: True),
+    "FATAL": ("fatal", lambda t: True),
+    "CK_LEVEL": ("level", lambda t: t.rstrip(":")),
+    "LOG_LEVEL": ("level", lambda t: t.strip("[]").lower()),
+    "WARNING_TAG": ("level", lambda t: "warning"),
+    "BUSY_OR_MISSING": ("reason", str.strip),
+}
+_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT"}
+
+
+def _fields(tree: Tree) -> dict[str, FieldValue]:
+    fields: dict[str, FieldValue] = {}
+    for tok in tree.scan_values(lambda v: isinstance(v, Token)):
+        if tok.type in _SKIP:
+            continue
+        name, clean = _CLEAN.get(tok.type, (tok.type.lower(), str.strip))
+        value = clean(str(tok))
+        if name not in fields or name in ("count", "port"):
+            fields[name] = value
+        elif name == "text" or name == "rest" or name == "tail":
+            fields[name] = f"{fields[name]} {value}"
+    return fields
+
+
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+_CMD_OPTS = re.compile(r"(?:^|\s)(-{1,2}[\w-]+)(?:[ =]((?:\"[^\"]*\"|'[^']*'|[^\s-][^\s]*)))?")
+
+
+def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
+    """Kind-specific touches that a context-free grammar cannot express neatly."""
+    if kind == "writing":
+        m = _PERCENT.search(str(fields.get("rest", "")))
+        if m:
+            fields["percent"] = round(float(m.group(1)))
+    elif kind == "connecting":
+        fields["resets"] = text.count("_")
+        fields.setdefault("dots", 0)
+    elif kind == "ck_setting":
+        if "value" in fields:
+            fields["value"] = str(fields["value"])
+    elif kind == "command_line":
+        fields["cmd"] = text
+    elif kind in ("fatal_error", "upload_error", "warning", "hint", "timeout_error", "secure_download"):
+        fields["text"] = text
+
+
+def parse_line(text: str) -> Parsed:
+    """Parse one normalised logical line; lines the grammar does not know are ``other``."""
+    result = _parse(text)
+    if result is OTHER:
+        for m in _ANCHORS.finditer(text, 1):
+            result = _parse(text[m.start() :])
+            if result is not OTHER:
+                break
+    return result
+
+
+def _parse(text: str) -> Parsed:
+    try:
+        tree = parser().parse(text)
+    except LarkError:
+        return OTHER
+    except RecursionError:  # pragma: no cover - defensive, the grammar is flat
+        return OTHER
+    kind = "other"
+    for sub in tree.iter_subtrees_topdown():
+        name = str(sub.data).split("__", 1)[0]
+        if name in KINDS:
+            kind = name
+    fields = _fields(tree)
+    _finish(kind, fields, text)
+    return kind, tuple(fields.items())

@@ -1,0 +1,106 @@
+"""Combine rule matches into ranked causes with a confidence in 0..1."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from espdiag.engine import Match, evaluate
+from espdiag.events import Event, FieldValue
+from espdiag.rules import Fix
+from espdiag.sessions import Session
+
+MAX_EVIDENCE = 8
+MIN_CONFIDENCE = 0.05
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    confidence: float
+    title: str
+    explain: str
+    evidence: tuple[Event, ...]
+    evidence_counts: Mapping[str, int]  # text -> how often that line occurred in the attempt
+    fixes: tuple[str, ...]
+    docs: tuple[str, ...]
+    rules: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+class _Defaults(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return {"port": "the board's port", "baud": "the current speed"}.get(key, f"<{key}>")
+
+
+def _fill(text: str, ctx: Mapping[str, FieldValue]) -> str:
+    values = _Defaults({k: str(v) for k, v in ctx.items()})
+    try:
+        return string.Formatter().vformat(text, (), values)
+    except (ValueError, IndexError):
+        return text
+
+
+def _fix_text(fix: Fix, env: str) -> str:
+    variant = fix.variants.get(env)
+    if variant is None and env == "arduino-cli":
+        variant = fix.variants.get("arduino-ide")
+    return f"{fix.text} {variant}".strip() if variant else fix.text
+
+
+def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) -> list[Cause]:
+    by_cause: dict[str, list[Match]] = {}
+    for m in matches:
+        by_cause.setdefault(m.rule.cause, []).append(m)
+    env = str(ctx.get("env", ""))
+    causes = []
+    for cause_id, group in by_cause.items():
+        group.sort(key=lambda m: -m.score)
+        miss = 1.0
+        for m in group:
+            miss *= 1.0 - m.score
+        confidence = round(min(0.99, 1.0 - miss), 3)
+        if confidence < MIN_CONFIDENCE:
+            continue
+        best = group[0]
+        evidence: dict[int, Event] = {}
+        for m in group:
+            for e in m.evidence:
+                evidence.setdefault(e.line, e)
+        shown = _pick_evidence(sorted(evidence.values(), key=lambda e: e.line))
+        counts: dict[str, int] = {}
+        for e in evidence.values():
+            counts[e.text] = counts.get(e.text, 0) + 1
+        for e in shown:
+            total = session.count(e.kind)
+            if total > counts.get(e.text, 0) and len({x.text for x in evidence.values() if x.kind == e.kind}) == 1:
+                counts[e.text] = total
+        fixes: list[str] = []
+        for m in group:
+            for fix in m.rule.fixes:
+                if fix.unless is not None and evaluate(fix.unless, session, ctx)[0]:
+                    continue
+                text = _fill(_fix_text(fix, env), ctx)
+                if text not in fixes:
+                    fixes.append(text)
+        docs = tuple(dict.fromkeys(d for m in group for d in m.rule.docs))
+        causes.append(Cause(
+            id=cause_id, confidence=confidence, title=_fill(best.rule.title, ctx),
+            explain=_fill(best.rule.explain, ctx), evidence=tuple(shown), evidence_counts=counts,
+            fixes=tuple(fixes), docs=docs, rules=tuple(m.rule.id for m in group),
+            notes=tuple(n for m in group for n in m.notes),
+        ))
+    causes.sort(key=lambda c: (-c.confidence, c.id))
+    return causes
+
+
+def _pick_evidence(events: list[Event]) -> list[Event]:
+    """Distinct lines first (a retry loop repeats itself), keeping the first and the last."""
+    seen: dict[str, Event] = {}
+    for e in events:
+        seen.setdefault(e.text, e)
+    distinct = sorted(seen.values(), key=lambda e: e.line)
+    if len(distinct) <= MAX_EVIDENCE:
+        return distinct
+    return distinct[: MAX_EVIDENCE - 1] + distinct[-1:]

@@ -1,0 +1,125 @@
+"""Read a log as bytes and yield physical lines with their original line numbers.
+
+Decoding is robust on purpose: UTF-8 (with or without BOM), UTF-16 with a BOM (PowerShell's ``>``)
+or without one (detected from NUL bytes), and invalid bytes replaced. The input is streamed so
+memory does not grow with the size of the log.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from espdiag.errors import InputError
+
+CHUNK = 1 << 16
+MAX_PHYSICAL = 1 << 16  # a longer line is read in pieces; only its first piece is parsed
+
+
+def sniff_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    if len(sample) >= 4:
+        even_nul = sample[0::2].count(0)
+        odd_nul = sample[1::2].count(0)
+        half = len(sample) // 2
+        # text in UTF-16 has a NUL in every other byte; binary junk has them everywhere or nowhere
+        if odd_nul > 0.4 * half and even_nul < 0.05 * half:
+            return "utf-16-le"
+        if even_nul > 0.4 * half and odd_nul < 0.05 * half:
+            return "utf-16-be"
+    return "utf-8"
+
+
+def looks_binary(head: bytes, encoding: str) -> bool:
+    if encoding.startswith("utf-16") or not head:
+        return False
+    sample = head[:4096]
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13, 27))
+    return control > 0.3 * len(sample)
+
+
+def iter_lines(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, utf8_bytes)`` for each physical line; bytes keep invalid sequences.
+
+    Lines stay bytes so the caller can memoise per distinct line before paying for decoding.
+    """
+    head = stream.read(CHUNK)
+    encoding = sniff_encoding(head)
+    if looks_binary(head, encoding):
+        raise InputError(f"{name}: this looks like binary data, not an upload log")
+    if encoding.startswith("utf-16"):
+        yield from _transcoded(head, stream, encoding)
+        return
+    if encoding == "utf-8-sig":
+        head = head[len(codecs.BOM_UTF8) :]
+    yield from _split(head, stream)
+
+
+def _split(head: bytes, stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    number = 0
+    buf = head
+    read = stream.read
+    while True:
+        start = 0
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            number += 1
+            yield number, buf[start : min(end, start + MAX_PHYSICAL)]
+            start = end + 1
+        rest = buf[start:]
+        more = read(CHUNK)
+        if not more:
+            if rest:
+                yield number + 1, rest[:MAX_PHYSICAL]
+            return
+        if len(rest) > MAX_PHYSICAL:
+            # a huge line with no newline yet: keep its head, skip its body until the newline
+            number += 1
+            yield number, rest[:MAX_PHYSICAL]
+            buf = _after_newline(more, stream)
+            if buf is None:
+                return
+            continue
+        buf = rest + more
+
+
+def _after_newline(more: bytes, stream: BinaryIO) -> bytes | None:
+    while True:
+        i = more.find(b"\n")
+        if i >= 0:
+            return more[i + 1 :]
+        more = stream.read(CHUNK)
+        if not more:
+            return None
+
+
+def _transcoded(head: bytes, stream: BinaryIO, encoding: str) -> Iterator[tuple[int, bytes]]:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+
+    def chunks() -> Iterator[bytes]:
+        data = head
+        while data:
+            yield decoder.decode(data).encode("utf-8", "surrogatepass")
+            data = stream.read(CHUNK)
+        yield decoder.decode(b"", final=True).encode("utf-8", "surrogatepass")
+
+    gen = chunks()
+
+    class _Stream:
+        def read(self, _n: int = -1) -> bytes:
+            for piece in gen:
+                if piece:
+                    return piece
+            return b""
+
+    first = _Stream().read()
+    if first.startswith(codecs.BOM_UTF8):
+        first = first[len(codecs.BOM_UTF8) :]
+    yield from _split(first, _Stream())  # type: ignore[arg-type]

@@ -1,0 +1,13 @@
+"""Plain text report: for pipes, files, NO_COLOR and consoles without colour."""
+
+from __future__ import annotations
+
+from espdiag.render.layout import layout
+from espdiag.report import Report
+
+
+def render(reports: list[Report], verbose: bool = False) -> str:
+    parts = []
+    for report in reports:
+        parts.append("".join(text for _style, text in layout(report, verbose)))
+    return "\n".join(parts)

@@ -1,0 +1,54 @@
+"""The result of diagnosing one log: verdict, context, ranked causes. Renderers only read this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from espdiag.events import FieldValue
+from espdiag.ranking import Cause
+
+SCHEMA = 1
+# what to try when the log shows a failure that no rule explains
+CHECKLIST = (
+    "Check that the selected port is the board's port (unplug the board and see which port disappears).",
+    "Use a USB cable known to carry data, plugged straight into the computer (no hub).",
+    "Close every program that may hold the port: serial monitors, other IDE windows, 3D-printer hosts.",
+    "Put the chip in download mode by hand: hold BOOT/FLASH (GPIO0), tap RESET/EN, release BOOT, upload.",
+    "Lower the upload speed to 115200 baud.",
+    "Disconnect everything wired to the board's pins and try again.",
+)
+
+
+@dataclass
+class Report:
+    source: str
+    verdict: str  # failure | success | unknown
+    context: dict[str, FieldValue]
+    causes: list[Cause]
+    attempts: int = 1
+    failed_attempts: int = 0
+    first_line: int = 0
+    last_line: int = 0
+    lines: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tool(self) -> str | None:
+        tool = self.context.get("tool")
+        return str(tool) if tool else None
+
+    @property
+    def checklist(self) -> tuple[str, ...]:
+        confident = [c for c in self.causes if c.confidence >= 0.5]
+        return CHECKLIST if self.verdict == "failure" and not confident else ()
+
+    @property
+    def summary(self) -> str:
+        if self.verdict == "success":
+            return "The upload succeeded."
+        if self.verdict == "unknown":
+            return "No upload result found in this log."
+        if not self.causes:
+            return "The upload failed, and no rule explains why."
+        top = self.causes[0]
+        return f"The upload failed: {top.title}."

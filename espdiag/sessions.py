@@ -1,0 +1,153 @@
+"""Split the event stream into upload attempts and keep each one in bounded memory.
+
+A paste often holds several attempts ("tried again at 115200: ..."); a serial capture of a retry
+loop holds thousands. An attempt keeps, per event kind, the first and last few events and an exact
+count, so rules see the beginning, the end and the totals however long the log is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from espdiag import context as ctxmod
+from espdiag.events import KINDS, Event, FieldValue
+
+KEEP = 12  # events kept at each end, per kind
+
+
+@dataclass
+class _KindStore:
+    count: int = 0
+    first: list[Event] = field(default_factory=list)
+    last: deque[Event] = field(default_factory=lambda: deque(maxlen=KEEP))
+
+
+@dataclass
+class Session:
+    index: int  # 1-based attempt number
+    first_line: int = 0
+    last_line: int = 0
+    kinds: dict[str, _KindStore] = field(default_factory=dict)
+    context: ctxmod.Context = field(default_factory=dict)
+    progressed: bool = False
+    failure_seen: int = 0  # line of the last failure event, 0 if none
+    success_seen: int = 0  # line of the last success event, 0 if none
+    _events: list[Event] | None = None
+
+    def add(self, event: Event) -> None:
+        store = self.kinds.get(event.kind)
+        if store is None:
+            store = self.kinds[event.kind] = _KindStore()
+        store.count += 1
+        if len(store.first) < KEEP:
+            store.first.append(event)
+        else:
+            store.last.append(event)
+        if not self.first_line:
+            self.first_line = event.line
+        self.last_line = event.line
+        self._events = None
+
+    def count(self, kind: str) -> int:
+        store = self.kinds.get(kind)
+        return store.count if store else 0
+
+    def events(self) -> list[Event]:
+        """The kept events in line order."""
+        if self._events is None:
+            out: list[Event] = []
+            for store in self.kinds.values():
+                out.extend(store.first)
+                out.extend(store.last)
+            out.sort(key=lambda e: e.line)
+            self._events = out
+        return self._events
+
+    @property
+    def verdict(self) -> str:
+        # a success after the last failure means a retry inside the attempt worked
+        if self.success_seen and self.success_seen > self.failure_seen:
+            return "success"
+        if self.failure_seen:
+            return "failure"
+        return "unknown"
+
+
+class Tracker:
+    """Feeds events into sessions; keeps only the current one and the last failing one."""
+
+    def __init__(self) -> None:
+        self.current = Session(index=1)
+        self.last_failure: Session | None = None
+        self.last_success: Session | None = None
+        self.attempts = 1
+        self.failed_attempts = 0
+        self.events_seen = 0
+        self.lines_other = 0
+
+    def add(self, line: int, kind: str, text: str, fields: Mapping[str, FieldValue]) -> None:
+        self.events_seen += 1
+        if kind == "other":
+            self.lines_other += 1
+        info = KINDS[kind]
+        session = self.current
+        if info.role == "start" and session.progressed:
+            self._close()
+            session = self.current
+        event = Event(kind, line, text, fields)
+        session.add(event)
+        if info.role in ("info", "start"):
+            ctxmod.update(session.context, kind, fields, text)
+        elif info.role != "other":
+            session.progressed = True
+            if info.role == "failure":
+                session.failure_seen = line
+            elif info.role == "success":
+                session.success_seen = line
+            if kind in _CONTEXT_PROGRESS:
+                ctxmod.update(session.context, kind, fields, text)
+
+    def _close(self) -> None:
+        done = self.current
+        verdict = done.verdict
+        if verdict == "failure":
+            self.last_failure = done
+            self.failed_attempts += 1
+        elif verdict == "success":
+            self.last_success = done
+        self.attempts += 1
+        # context the wrapper printed once (IDE banner, OS) carries over to the next attempt
+        inherited = {k: v for k, v in done.context.items() if k in _STICKY}
+        self.current = Session(index=self.attempts, context=inherited)
+
+    def result(self) -> tuple[Session, int, int]:
+        """The attempt to diagnose, the number of attempts, and how many of them failed."""
+        cur = self.current
+        failed = self.failed_attempts + (1 if cur.verdict == "failure" else 0)
+        attempts = self.attempts
+        if not cur.progressed and cur.verdict == "unknown" and self.attempts > 1:
+            attempts -= 1  # trailing text after the last attempt is not an attempt
+            if self.last_failure is not None and (
+                self.last_success is None or self.last_failure.index > self.last_success.index
+            ):
+                return self._finished(self.last_failure), attempts, failed
+            if self.last_success is not None:
+                return self._finished(self.last_success), attempts, failed
+        if cur.verdict == "unknown" and self.last_failure is not None and cur.progressed is False:
+            return self._finished(self.last_failure), attempts, failed
+        return self._finished(cur), attempts, failed
+
+    @staticmethod
+    def _finished(session: Session) -> Session:
+        ctxmod.finish(session.context)
+        return session
+
+
+_STICKY = {"os", "os_version", "env", "board", "board_style", "chip", "tool", "tool_version"}
+_CONTEXT_PROGRESS = {
+    "chip_detect", "chip_is", "connected", "baud_change", "writing", "wrong_chip",
+    "exit_status", "upload_started", "pio_port_search", "port_error", "connecting",
+    "no_serial_data", "timeout_packet_header", "wrong_boot_mode", "tx_path_down", "io_error",
+}
