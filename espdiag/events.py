@@ -86,12 +86,14 @@ KINDS: dict[str, KindInfo] = {
     "leaving": KindInfo("progress", "'Leaving...'"),
     "hard_reset": KindInfo("progress", "'Hard resetting...'"),
     "warning": KindInfo("info", "A flasher WARNING line (field: text)"),
-    "flash_comm_warning": KindInfo("info", "'WARNING: Failed to communicate with the flash chip'"),
+    "flash_comm_warning": KindInfo("failure", "'WARNING: Failed to communicate with the flash chip'"),
     "hint": KindInfo("info", "esptool v4.7+/v5 'Hint:' / troubleshooting link lines"),
     "trace_command": KindInfo("progress", "esptool --trace 'command op=0xNN' (field: op)"),
     "trace_io": KindInfo("info", "esptool --trace read/write byte dump lines"),
     # -- failures reported by esptool.py ---------------------------------------------------------
     "fatal_error": KindInfo("failure", "'A fatal error occurred: TEXT' not otherwise understood (field: text)"),
+    "connect_failed": KindInfo("failure", "A flasher's generic could-not-connect error (esptool-js, espflash, ESP Web Tools)"),
+    "baud_retry": KindInfo("progress", "ESPHome 'Upload with baud rate N failed. Trying again with baud rate 115200.'"),
     "timeout_packet_header": KindInfo("failure", "'Timed out waiting for packet header'"),
     "no_serial_data": KindInfo("failure", "'No serial data received' (not one byte came back)"),
     "wrong_boot_mode": KindInfo("failure", "'Wrong boot mode detected (0xNN)' (field: code)"),
@@ -115,6 +117,10 @@ KINDS: dict[str, KindInfo] = {
     "brownout": KindInfo("info", "'Brownout detector was triggered'"),
     "flash_read_err": KindInfo("info", "ROM 'flash read err'"),
     "invalid_header": KindInfo("info", "ROM/bootloader 'invalid header: 0x...' (no valid image at boot)"),
+    # -- Python and build errors ----------------------------------------------------------------
+    "python_exception": KindInfo("failure", "A Python exception line not otherwise understood (fields: py_exception, text)"),
+    "traceback": KindInfo("info", "Python traceback header or frame"),
+    "build_error": KindInfo("failure", "The sketch/firmware did not build or does not fit ('Sketch too big')"),
     # -- everything else --------------------------------------------------------------------------
     "other": KindInfo("other", "A line the grammar does not know"),
 }

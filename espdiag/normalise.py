@@ -15,8 +15,11 @@ _TIMESTAMP = re.compile(
     r"^(?:\d{1,2}:\d\d:\d\d(?:[.,]\d+)?\s*->\s?"
     r"|\[\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*"
     r"|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\s+"
-    r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*)"
+    r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*"
+    r"|\[\d{4}-\d\d-\d\dT[\d:.]+Z?\s+[A-Z]+\s*\]\s*)"  # espflash: [2025-01-01T00:00:00Z INFO ]
 )
+# miette diagnostics (espflash) and tree drawings put box characters before the message
+_BOX = re.compile(r"^[\u2500-\u257f\u25b6\u00d7|>]+\s*")
 _QUOTE = re.compile(r"^(?:>\s?)+")
 _FENCE = re.compile(r"^(?:```|~~~)[\w+-]*\s*$")
 MAX_LINE = 4096  # longer lines are cut: no upload message is that long, and rules stay linear
@@ -45,6 +48,8 @@ def _clean(text: str) -> str:
         return ""
     if text[0] == ">":
         text = _QUOTE.sub("", text)
+    elif text[0] in "\u00d7\u2570\u251c\u2502":
+        text = _BOX.sub("", text)
     if text[:1].isdigit() or text[:1] == "[":
         text = _TIMESTAMP.sub("", text, count=1)
         if text[:1] == ">":

@@ -79,7 +79,7 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "PORT_Q": ("port", _unquote),
     "PORT": ("port", _unquote),
     "CONNECT_TARGET": ("target", lambda t: t[len("Failed to connect to") :].strip().rstrip(":").strip()),
-    "DETECTED_CHIP": ("detected", lambda t: t[len("This chip is") :].strip()),
+    "DETECTED_CHIP": ("detected", lambda t: t[len("This chip is") :].strip(" ,")),
     "EXPECTED_CHIP": ("expected", str.strip),
     "EXCEPTION_NAME": ("exception", lambda t: t.rstrip(":").strip()),
     "OS_EXC_NAME": ("exception", str.strip),
@@ -98,12 +98,15 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "FLASHER": ("tool", str),
     "CK_COPYRIGHT": ("ck", lambda t: True),
     "FATAL": ("fatal", lambda t: True),
-    "CK_LEVEL": ("level", lambda t: t.rstrip(":")),
-    "LOG_LEVEL": ("level", lambda t: t.strip("[]").lower()),
+    "CK_LEVEL": ("level", lambda t: t.rstrip(":").lower()),
+    "LOG_LEVEL": ("level", lambda t: t.strip("[]:").lower()),
     "WARNING_TAG": ("level", lambda t: "warning"),
     "BUSY_OR_MISSING": ("reason", str.strip),
+    "PORT_PROBLEM_TEXT": ("reason", str.strip),
+    "BARE_EXCEPTION": ("exception", str.strip),
+    "CK_NO_REPLY": ("reply", str.strip),
 }
-_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT"}
+_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX"}
 
 
 def _fields(tree: Tree) -> dict[str, FieldValue]:
@@ -127,7 +130,7 @@ _CMD_OPTS = re.compile(r"(?:^|\s)(-{1,2}[\w-]+)(?:[ =]((?:\"[^\"]*\"|'[^']*'|[^\
 def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
     """Kind-specific touches that a context-free grammar cannot express neatly."""
     if kind == "writing":
-        m = _PERCENT.search(str(fields.get("rest", "")))
+        m = _PERCENT.search(text)
         if m:
             fields["percent"] = round(float(m.group(1)))
     elif kind == "connecting":
@@ -138,7 +141,8 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
             fields["value"] = str(fields["value"])
     elif kind == "command_line":
         fields["cmd"] = text
-    elif kind in ("fatal_error", "upload_error", "warning", "hint", "timeout_error", "secure_download"):
+    elif kind in ("fatal_error", "upload_error", "warning", "hint", "timeout_error", "secure_download",
+                  "python_exception", "io_error", "connect_failed", "stream_stopped"):
         fields["text"] = text
 
 

@@ -33,7 +33,8 @@ class Session:
     context: ctxmod.Context = field(default_factory=dict)
     progressed: bool = False
     failure_seen: int = 0  # line of the last failure event, 0 if none
-    success_seen: int = 0  # line of the last success event, 0 if none
+    success_seen: int = 0  # line of the last conclusive success event (hash verified), 0 if none
+    weak_success: bool = False  # a wrapper said "done", which some print even after a failure
     _events: list[Event] | None = None
 
     def add(self, event: Event) -> None:
@@ -72,7 +73,7 @@ class Session:
             return "success"
         if self.failure_seen:
             return "failure"
-        return "unknown"
+        return "success" if self.weak_success else "unknown"
 
 
 class Tracker:
@@ -104,6 +105,8 @@ class Tracker:
             session.progressed = True
             if info.role == "failure":
                 session.failure_seen = line
+            elif kind in _WEAK_SUCCESS:
+                session.weak_success = True
             elif info.role == "success":
                 session.success_seen = line
             if kind in _CONTEXT_PROGRESS:
@@ -132,6 +135,9 @@ class Tracker:
             if self.last_failure is not None and (
                 self.last_success is None or self.last_failure.index > self.last_success.index
             ):
+                # a command line pasted after the error output still describes that attempt
+                for key, value in cur.context.items():
+                    self.last_failure.context.setdefault(key, value)
                 return self._finished(self.last_failure), attempts, failed
             if self.last_success is not None:
                 return self._finished(self.last_success), attempts, failed
@@ -145,6 +151,7 @@ class Tracker:
         return session
 
 
+_WEAK_SUCCESS = {"wrapper_success"}
 _STICKY = {"os", "os_version", "env", "board", "board_style", "chip", "tool", "tool_version"}
 _CONTEXT_PROGRESS = {
     "chip_detect", "chip_is", "connected", "baud_change", "writing", "wrong_chip",
