@@ -14,7 +14,9 @@ Context = dict[str, FieldValue]
 
 _WIN_PORT = re.compile(r"^(?:\\\\\.\\)?COM\d+$", re.IGNORECASE)
 _CHIP = re.compile(r"ESP32-?(?:S2|S3|C2|C3|C5|C6|C61|H2|P4)|ESP32|ESP8266|ESP8285", re.IGNORECASE)
-_BAUD_IN_MENU = re.compile(r"(?<![\d.])(9600|57600|74880|115200|230400|256000|460800|512000|921600|1500000|2000000|3000000)(?![\d.])")
+_BAUD_IN_MENU = re.compile(
+    r"(?<![\d.])(9600|57600|74880|115200|230400|256000|460800|512000|921600|1500000|2000000|3000000)(?![\d.])"
+)
 NATIVE_USB_CHIPS = ("ESP32-S2", "ESP32-S3", "ESP32-C3", "ESP32-C5", "ESP32-C6", "ESP32-C61", "ESP32-H2", "ESP32-P4")
 
 # command-line options of esptool-ck, esptool.py/esptool and espflash, and the context key each sets
@@ -125,7 +127,7 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
     """Fold one event into the context (cheap: called for stored events only)."""
     if kind == "tool_banner":
         tool = str(fields.get("tool", "esptool"))
-        if fields.get("ck") or tool == "esptool" and str(fields.get("version", "")).startswith("0."):
+        if fields.get("ck") or (tool == "esptool" and str(fields.get("version", "")).startswith("0.")):
             tool = "esptool-ck"
         elif tool == "esptool":
             tool = "esptool.py"  # esptool v5 dropped the ".py"; it is the same program

@@ -77,6 +77,9 @@ def run(ruleset: RuleSet, session: Session, ctx: Mapping[str, FieldValue], verdi
         ok, evidence = evaluate(rule.when, session, ctx)
         if not ok:
             continue
+        for cond in rule.evidence:
+            _, extra = evaluate(cond, session, ctx)
+            evidence.extend(extra)
         score = rule.weight
         notes = []
         for adj in rule.adjust:

@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default=os.environ.get("ESPDIAG_FORMAT", "auto"),
-                   choices=("auto", "rich", "text", "json", "markdown", "github"),
+                   choices=("auto", "rich", "text", "json"),
                    help="output format (default: rich on a terminal, text otherwise; env ESPDIAG_FORMAT)")
     p.add_argument("--color", "--colour", dest="colour", default="auto", choices=("auto", "always", "never"),
                    help="colour in the terminal report (NO_COLOR and FORCE_COLOR are honoured)")
@@ -79,7 +79,7 @@ def _error_handler() -> Iterator[list[int]]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         code[0] = 141
-    except Exception as e:  # noqa: BLE001 - the last line of defence prints a report users can paste
+    except Exception as e:
         print(f"espdiag: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         print("Please report this at the project's issue tracker with the details below.\n", file=sys.stderr)
         print(f"### version information\n\nespdiag {__version__}, Python {platform.python_version()}, "

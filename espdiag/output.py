@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TextIO
@@ -14,10 +15,8 @@ def prepare_stdout() -> TextIO:
     stream = sys.stdout
     reconfigure = getattr(stream, "reconfigure", None)
     if reconfigure is not None:
-        try:
+        with contextlib.suppress(ValueError, OSError):
             reconfigure(errors="replace")
-        except (ValueError, OSError):  # pragma: no cover - exotic streams
-            pass
     return stream
 
 
@@ -46,14 +45,6 @@ def write_reports(reports: list[Report], fmt: str, colour: str, verbose: bool, s
         from espdiag.render import json_out
 
         stream.write(json_out.render(reports))
-    elif fmt == "markdown":
-        from espdiag.render import markdown
-
-        stream.write(markdown.render(reports, verbose))
-    elif fmt == "github":
-        from espdiag.render import github
-
-        stream.write(github.render(reports))
     else:
         from espdiag.render import text
 

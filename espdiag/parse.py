@@ -109,7 +109,7 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
 _SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX"}
 
 
-def _fields(tree: Tree) -> dict[str, FieldValue]:
+def _fields(tree: Tree[Token]) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = {}
     for tok in tree.scan_values(lambda v: isinstance(v, Token)):
         if tok.type in _SKIP:
@@ -165,7 +165,7 @@ def _parse(text: str) -> Parsed:
     except RecursionError:  # pragma: no cover - defensive, the grammar is flat
         return OTHER
     kind = "other"
-    for sub in tree.iter_subtrees_topdown():
+    for sub in tree.iter_subtrees_topdown():  # type: ignore[no-untyped-call]
         name = str(sub.data).split("__", 1)[0]
         if name in KINDS:
             kind = name

@@ -69,13 +69,7 @@ def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) 
             for e in m.evidence:
                 evidence.setdefault(e.line, e)
         shown = _pick_evidence(sorted(evidence.values(), key=lambda e: e.line))
-        counts: dict[str, int] = {}
-        for e in evidence.values():
-            counts[e.text] = counts.get(e.text, 0) + 1
-        for e in shown:
-            total = session.count(e.kind)
-            if total > counts.get(e.text, 0) and len({x.text for x in evidence.values() if x.kind == e.kind}) == 1:
-                counts[e.text] = total
+        counts = {e.text: session.text_counts.get(e.text, 1) for e in shown}
         fixes: list[str] = []
         for m in group:
             for fix in m.rule.fixes:

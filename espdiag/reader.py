@@ -38,9 +38,10 @@ def sniff_encoding(head: bytes) -> str:
 def looks_binary(head: bytes, encoding: str) -> bool:
     if encoding.startswith("utf-16") or not head:
         return False
-    sample = head[:4096]
-    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13, 27))
-    return control > 0.3 * len(sample)
+    sample = head[:4096].decode("utf-8", "replace")
+    # a log with some boot garbage is still mostly text; random or binary data is not
+    junk = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\x1b"))
+    return junk > 0.3 * len(sample)
 
 
 def iter_lines(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, bytes]]:
@@ -83,9 +84,10 @@ def _split(head: bytes, stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
             # a huge line with no newline yet: keep its head, skip its body until the newline
             number += 1
             yield number, rest[:MAX_PHYSICAL]
-            buf = _after_newline(more, stream)
-            if buf is None:
+            after = _after_newline(more, stream)
+            if after is None:
                 return
+            buf = after
             continue
         buf = rest + more
 

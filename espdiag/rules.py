@@ -33,7 +33,8 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MAX_REGEX = 300
 # nested quantifiers such as (a+)+ or (a|aa)* can backtrack for ever on a long line
 _DANGEROUS = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
-_RULE_KEYS = {"id", "cause", "title", "weight", "when", "adjust", "fixes", "docs", "examples", "explain", "verdict"}
+_RULE_KEYS = {"id", "cause", "title", "weight", "when", "adjust", "fixes", "docs", "examples", "explain", "verdict",
+              "evidence"}
 _COND_KEYS = {"event", "where", "text", "min", "max", "after", "before", "evidence", "absent", "context",
               "any", "all", "not"}
 _OPS = {"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "contains", "regex", "startswith", "exists"}
@@ -66,7 +67,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     return out
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _line(obj: Any, key: str | None = None, default: int = 1) -> int:
@@ -167,6 +168,7 @@ class Rule:
     title: str
     weight: float
     when: Cond
+    evidence: tuple[Cond, ...]  # supporting lines shown when present; they do not decide the match
     adjust: tuple[Adjust, ...]
     fixes: tuple[Fix, ...]
     docs: tuple[str, ...]
@@ -194,7 +196,7 @@ class _Compiler:
     def err(self, line: int, message: str) -> None:
         self.errors.append(RuleError(self.path, line, message))
 
-    def unknown_keys(self, obj: LineDict, allowed: set[str], what: str) -> None:
+    def unknown_keys(self, obj: dict[str, Any], allowed: set[str], what: str) -> None:
         for key in obj:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, sorted(allowed), n=1)
@@ -360,6 +362,15 @@ class _Compiler:
                     self.err(_line(variants, env, ln), f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
             unless = self.cond(item["unless"], _line(item, "unless", ln)) if "unless" in item else None
             fixes.append(Fix(str(item["text"]).strip(), {str(k): str(v).strip() for k, v in variants.items()}, unless))
+        evidence = []
+        raw_evidence = data.get("evidence", []) or []
+        if not isinstance(raw_evidence, list):
+            self.err(_line(data, "evidence"), "evidence: must be a list of event conditions")
+            raw_evidence = []
+        for item in raw_evidence:
+            c = self.cond(item, _line(item, None, _line(data, "evidence")))
+            if c is not None:
+                evidence.append(c)
         docs = data.get("docs", [])
         docs = [docs] if isinstance(docs, str) else docs
         examples = []
@@ -380,7 +391,7 @@ class _Compiler:
             return None
         return Rule(
             id=rule_id, cause=cause, title=str(data["title"]).strip(), weight=float(weight), when=when,
-            adjust=tuple(adjust), fixes=tuple(fixes), docs=tuple(str(d) for d in docs),
+            evidence=tuple(evidence), adjust=tuple(adjust), fixes=tuple(fixes), docs=tuple(str(d) for d in docs),
             examples=tuple(examples), explain=str(data.get("explain", "")).strip(), verdict=verdict,
             path=self.path, line=_line(data),
         )
@@ -400,7 +411,7 @@ def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list
     if not text.strip():
         return None, [RuleError(name, 1, "rule file is empty")]
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1

@@ -15,6 +15,7 @@ from espdiag import context as ctxmod
 from espdiag.events import KINDS, Event, FieldValue
 
 KEEP = 12  # events kept at each end, per kind
+MAX_DISTINCT = 10_000  # distinct line texts counted per attempt
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Session:
     failure_seen: int = 0  # line of the last failure event, 0 if none
     success_seen: int = 0  # line of the last conclusive success event (hash verified), 0 if none
     weak_success: bool = False  # a wrapper said "done", which some print even after a failure
+    text_counts: dict[str, int] = field(default_factory=dict)
     _events: list[Event] | None = None
 
     def add(self, event: Event) -> None:
@@ -42,6 +44,11 @@ class Session:
         if store is None:
             store = self.kinds[event.kind] = _KindStore()
         store.count += 1
+        counts = self.text_counts
+        if event.text in counts:
+            counts[event.text] += 1
+        elif len(counts) < MAX_DISTINCT:
+            counts[event.text] = 1
         if len(store.first) < KEEP:
             store.first.append(event)
         else:

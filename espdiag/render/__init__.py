@@ -2,4 +2,3 @@
 
 from __future__ import annotations
 
-FORMATS = ("auto", "rich", "text", "json", "markdown", "github")

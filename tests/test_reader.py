@@ -1,0 +1,83 @@
+"""Decoding and normalisation: whatever a terminal or a forum did to the log, the lines come back."""
+
+from __future__ import annotations
+
+import codecs
+import io
+
+import pytest
+
+from espdiag.errors import InputError
+from espdiag.normalise import normalise
+from espdiag.reader import iter_lines, sniff_encoding
+
+TEXT = "esptool.py v3.0\nSerial port COM5\nA fatal error occurred: Timed out waiting for packet header\n"
+
+
+def lines_of(data: bytes) -> list[tuple[int, str]]:
+    out = []
+    for number, raw in iter_lines(io.BytesIO(data)):
+        for text in normalise(raw.decode("utf-8", "replace")):
+            out.append((number, text))
+    return out
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        TEXT.encode(),
+        codecs.BOM_UTF8 + TEXT.encode(),
+        TEXT.encode("utf-16"),  # PowerShell '>' writes UTF-16 with a BOM
+        TEXT.encode("utf-16-le"),  # and some tools without one
+        TEXT.replace("\n", "\r\n").encode(),
+    ],
+    ids=["utf8", "utf8-bom", "utf16-bom", "utf16le-no-bom", "crlf"],
+)
+def test_encodings(data: bytes) -> None:
+    assert lines_of(data) == [(1, "esptool.py v3.0"), (2, "Serial port COM5"),
+                              (3, "A fatal error occurred: Timed out waiting for packet header")]
+
+
+def test_line_numbers_refer_to_the_original_input() -> None:
+    data = b"esptool.py v3.0\n\n\nSerial port COM5\n"
+    assert lines_of(data) == [(1, "esptool.py v3.0"), (4, "Serial port COM5")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("\x1b[31mA fatal error occurred: x\x1b[0m", ["A fatal error occurred: x"]),
+        ("> > Serial port COM3", ["Serial port COM3"]),
+        ("    setting board to ck   ", ["setting board to ck"]),
+        ("12:34:56.789 -> ets Jan  8 2013,rst cause:2, boot mode:(3,6)", ["ets Jan  8 2013,rst cause:2, boot mode:(3,6)"]),
+        ("[2024-05-01 10:00:01.123] Connecting....", ["Connecting...."]),
+        ("```", []),
+        ("```text", []),
+        ("Writing at 0x00000000... (6 %)\rWriting at 0x00004000... (12 %)", ["Writing at 0x00000000... (6 %)", "Writing at 0x00004000... (12 %)"]),
+        ("\x00\x00", []),
+        ("  \u2570\u2500\u25b6 Failed to connect to the device", ["Failed to connect to the device"]),
+    ],
+)
+def test_normalise(raw: str, clean: list[str]) -> None:
+    assert normalise(raw) == clean
+
+
+def test_invalid_utf8_is_replaced_not_fatal() -> None:
+    assert lines_of(b"abc\xff\x80\nok\n")[-1] == (2, "ok")
+
+
+def test_binary_junk_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="binary"):
+        list(iter_lines(io.BytesIO(bytes(range(32)) * 100), "junk.bin"))
+
+
+def test_long_line_without_newline_is_cut() -> None:
+    data = b"x" * (3 << 20) + b"\nHash of data verified.\n"
+    got = list(iter_lines(io.BytesIO(data)))
+    assert got[-1] == (2, b"Hash of data verified.")
+    assert len(got[0][1]) <= 1 << 16
+
+
+def test_sniff() -> None:
+    assert sniff_encoding(b"abc") == "utf-8"
+    assert sniff_encoding("abc".encode("utf-16-le")) == "utf-16-le"
