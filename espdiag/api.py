@@ -72,7 +72,8 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     ctx = session.context
     verdict = session.verdict
     notes = []
-    if verdict == "unknown" and _boot_only_success(session):
+    boot_only = verdict == "unknown" and _boot_only_success(session)
+    if boot_only:
         verdict = "success"
         notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
                      "so the firmware was written.")
@@ -81,6 +82,10 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
     matches = engine.run(ruleset, session, ctx, verdict)
     causes = ranking.rank(matches, session, ctx)
+    if boot_only and any(c.confidence >= 0.5 for c in causes):
+        # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
+        verdict = "failure"
+        notes[0] = "This log holds no upload, only the chip's boot output, and that output shows a problem."
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
         attempts=attempts, failed_attempts=failed, first_line=session.first_line,

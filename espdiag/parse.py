@@ -158,8 +158,9 @@ def parse_line(text: str) -> Parsed:
 
 
 def _parse(text: str) -> Parsed:
+    lark = parser()  # outside the try: a broken grammar is a bug and must not read as "other"
     try:
-        tree = parser().parse(text)
+        tree = lark.parse(text)
     except LarkError:
         return OTHER
     except RecursionError:  # pragma: no cover - defensive, the grammar is flat
