@@ -93,7 +93,9 @@ KINDS: dict[str, KindInfo] = {
     # -- failures reported by esptool.py ---------------------------------------------------------
     "fatal_error": KindInfo("failure", "'A fatal error occurred: TEXT' not otherwise understood (field: text)"),
     "connect_failed": KindInfo("failure", "A flasher's generic could-not-connect error (esptool-js, espflash, ESP Web Tools)"),
-    "usb_download_stuck": KindInfo("info", "S2/S3 'chip was placed into download mode using GPIO0': written, but not reset into the app"),
+    "usb_download_stuck": KindInfo(
+        "info", "S2/S3 'chip was placed into download mode using GPIO0': written, but not reset into the app"
+    ),
     "unsupported_chip": KindInfo("failure", "'Unexpected chip magic/ID value ... Failed to autodetect chip type'"),
     "baud_retry": KindInfo("progress", "ESPHome 'Upload with baud rate N failed. Trying again with baud rate 115200.'"),
     "timeout_packet_header": KindInfo("failure", "'Timed out waiting for packet header'"),
