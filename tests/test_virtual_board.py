@@ -21,15 +21,16 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from virtual_board.board import VirtualBoard, slip_encode  # noqa: E402
-from virtual_board.faults import Fault, HostFault  # noqa: E402
-from virtual_board.harness import (  # noqa: E402
+from virtual_board.board import VirtualBoard, slip_encode
+from virtual_board.faults import Fault, HostFault
+from virtual_board.harness import (
     MISSING_PORT,
     PINNED_VERSIONS,
     CompletedLog,
@@ -67,14 +68,43 @@ def esptool_versions() -> dict[str, str | None]:
     return state
 
 
+Key = tuple[str, str, str, bool]
+
+
+def _run_key(key: Key) -> CompletedLog | str:
+    version, fault, chip, no_stub = key
+    try:
+        return run_write_flash(version, fault, chip, no_stub=no_stub, timeout=120)
+    except HostFaultUnavailable as e:
+        return str(e)
+
+
+def _collected_keys(session: pytest.Session) -> set[Key]:
+    """The (version, fault, chip, no_stub) runs the collected tests will ask for."""
+    keys: set[Key] = set()
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "esptool_log" in getattr(item, "fixturenames", ()) and {"version", "chip"} <= params.keys():
+            keys.add((params["version"], params.get("fault", "none"), params["chip"], params.get("no_stub", False)))
+    return keys
+
+
 @pytest.fixture(scope="session")
-def esptool_log(esptool_versions: dict[str, str | None]) -> LogFactory:
+def esptool_log(request: pytest.FixtureRequest, esptool_versions: dict[str, str | None]) -> LogFactory:
     """``esptool_log(version, fault, chip, no_stub=False)`` -> cached :class:`CompletedLog`.
 
+    On first use it runs, concurrently (``ESPDIAG_ESPTOOL_JOBS``, default 4;
+    the runs mostly wait on timeouts), every run the collected tests need.
     Skips the calling test if the version is unavailable or the host fault
     cannot be staged on this machine.
     """
-    cache: dict[tuple[str, str, str, bool], CompletedLog | str] = {}
+    cache: dict[Key, CompletedLog | str] = {}
+    wanted = {k for k in _collected_keys(request.session) if not esptool_versions.get(k[0], "?")}
+    jobs = max(1, int(os.environ.get("ESPDIAG_ESPTOOL_JOBS", "4")))
+    if len(wanted) > 1 and jobs > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for key, result in zip(wanted, pool.map(_run_key, wanted), strict=True):
+                cache[key] = result
 
     def get(version: str, fault: str, chip: str, no_stub: bool = False) -> CompletedLog:
         reason = esptool_versions.get(version, f"esptool {version} is not a pinned version")
@@ -82,10 +112,7 @@ def esptool_log(esptool_versions: dict[str, str | None]) -> LogFactory:
             pytest.skip(reason)
         key = (version, fault, chip, no_stub)
         if key not in cache:
-            try:
-                cache[key] = run_write_flash(version, fault, chip, no_stub=no_stub, timeout=120)
-            except HostFaultUnavailable as e:
-                cache[key] = str(e)
+            cache[key] = _run_key(key)
         got = cache[key]
         if isinstance(got, str):
             pytest.skip(f"{fault} cannot be staged here: {got}")
@@ -119,9 +146,7 @@ def expected_messages(version: str, fault: str, chip: str) -> tuple[bool, list[s
     if fault == "garbage":
         return False, _fatal_connect(chip, "Invalid head of packet (0x")
     if fault == "stop-mid-write":
-        final = {3: "StopIteration", 4: "The chip stopped responding."}.get(
-            v, "No more data to read from the serial port."
-        )
+        final = {3: "StopIteration", 4: "The chip stopped responding."}.get(v, "No more data to read from the serial port.")
         return False, ["Writing at 0x", final]
     if fault == "wrong-chip":
         actual = "ESP32-S3" if chip == "esp32" else "ESP32"
@@ -155,9 +180,7 @@ BOARD_CASES = [
     if f.applies_to(c)
     for v in PINNED_VERSIONS
 ]
-HOST_CASES = [
-    pytest.param(v, h.value, "esp32", id=f"{h.value}-esptool{v}") for h in HostFault for v in PINNED_VERSIONS
-]
+HOST_CASES = [pytest.param(v, h.value, "esp32", id=f"{h.value}-esptool{v}") for h in HostFault for v in PINNED_VERSIONS]
 
 
 # ---------------------------------------------------------------- esptool runs
@@ -181,11 +204,12 @@ def test_fault_log(esptool_log: LogFactory, version: str, fault: str, chip: str)
 
 
 @pytest.mark.esptool
+@pytest.mark.parametrize("no_stub", [True], ids=["no-stub"])
 @pytest.mark.parametrize("version", PINNED_VERSIONS)
 @pytest.mark.parametrize("chip", CHIPS)
-def test_clean_write_with_rom_loader_only(esptool_log: LogFactory, version: str, chip: str) -> None:
+def test_clean_write_with_rom_loader_only(esptool_log: LogFactory, version: str, chip: str, no_stub: bool) -> None:
     """--no-stub: the ROM protocol (4 status bytes on ESP32, deflate + MD5 in ESP32 ROM)."""
-    log = esptool_log(version, "none", chip, no_stub=True)
+    log = esptool_log(version, "none", chip, no_stub=no_stub)
     assert log.returncode == 0, log.output
     assert "Uploading stub" not in log.output and "Uploading stub flasher" not in log.output
     if chip == "esp32":
@@ -198,8 +222,9 @@ def test_clean_write_with_rom_loader_only(esptool_log: LogFactory, version: str,
 @pytest.mark.esptool
 @pytest.mark.parametrize("version", PINNED_VERSIONS)
 def test_clean_write_over_raw_socket(esptool_versions: dict[str, str | None], version: str) -> None:
-    if esptool_versions[version]:
-        pytest.skip(esptool_versions[version])
+    reason = esptool_versions[version]
+    if reason:
+        pytest.skip(reason)
     log = run_write_flash(version, "none", "esp32", protocol="socket")
     assert log.returncode == 0, log.output
     assert "socket://127.0.0.1:" in log.esptool_command
@@ -207,9 +232,10 @@ def test_clean_write_over_raw_socket(esptool_versions: dict[str, str | None], ve
 
 @pytest.mark.esptool
 @pytest.mark.parametrize("chip", CHIPS)
-def test_board_sees_reset_sequence(esptool_log: LogFactory, chip: str) -> None:
+@pytest.mark.parametrize("version", PINNED_VERSIONS[-1:])
+def test_board_sees_reset_sequence(esptool_log: LogFactory, chip: str, version: str) -> None:
     """The DTR/RTS sequence drives EN/GPIO0: power-on boots the app, esptool's reset downloads."""
-    log = esptool_log(PINNED_VERSIONS[-1], "none", chip)
+    log = esptool_log(version, "none", chip)
     assert log.board_boots[:2] == ["app", "download"]
     assert "Chip type:" in log.output or "Chip is" in log.output
 
@@ -222,12 +248,14 @@ def _read_reg_packet(addr: int) -> bytes:
 
 
 def test_board_answers_read_reg_over_socket() -> None:
-    with VirtualBoard("esp32", protocol="socket") as board:
-        with socket.create_connection(("127.0.0.1", board.port), timeout=2) as s:
-            s.sendall(_read_reg_packet(0x40001000))
-            reply = b""
-            while reply.count(b"\xc0") < 2:
-                reply += s.recv(100)
+    with (
+        VirtualBoard("esp32", protocol="socket") as board,
+        socket.create_connection(("127.0.0.1", board.port), timeout=2) as s,
+    ):
+        s.sendall(_read_reg_packet(0x40001000))
+        reply = b""
+        while reply.count(b"\xc0") < 2:
+            reply += s.recv(100)
     body = reply.strip(b"\xc0")
     direction, op, size, value = struct.unpack("<BBHI", body[:8])
     assert (direction, op, size, value) == (1, 0x0A, 4, 0x00F01D83)  # ESP32 ROM: 4 status bytes

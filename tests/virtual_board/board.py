@@ -1,0 +1,801 @@
+"""A virtual ESP8266 / ESP32 that the real ``esptool`` can talk to over TCP.
+
+The board listens on 127.0.0.1 (ephemeral port) and speaks either
+
+* RFC 2217 (telnet COM-port control, ``rfc2217://127.0.0.1:PORT``): esptool's
+  DTR/RTS reset sequence reaches the board, which models the usual two-transistor
+  auto-reset circuit (EN = RTS & !DTR, GPIO0 = DTR & !RTS, with an RC delay on EN)
+  and decides on every reset release between download mode and normal boot,
+  like a real chip; or
+* a raw TCP byte stream (``socket://127.0.0.1:PORT``): no modem lines, so the
+  board starts in download mode as if the user had held BOOT while plugging in.
+
+Inside, it emulates enough of the ROM serial bootloader (SLIP framing, SYNC,
+READ_REG/WRITE_REG incl. the SPI controller for the JEDEC flash id, eFuses,
+FLASH_BEGIN/DATA/END, FLASH_DEFL_*, SPI_FLASH_MD5, ...) and of the flasher stub
+(uploaded with MEM_BEGIN/MEM_DATA/MEM_END, answers "OHAI") for ``write_flash``
+to succeed with esptool 3.x, 4.x and 5.x, with or without ``--no-stub``.
+
+The RFC 2217 server side is written by hand (no pyserial needed in the test
+process).  Named faults (see :mod:`.faults`) change the behaviour.
+
+Run standalone for manual experiments::
+
+    python -m tests.virtual_board.board --chip esp32 --fault none
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .faults import Fault
+
+# ---------------------------------------------------------------- chip models
+
+ESP_CHECKSUM_MAGIC = 0xEF
+CHIP_DETECT_MAGIC_REG_ADDR = 0x40001000
+ROM_SYNC_VALUE = 0x20120707  # what the ROMs put in the 'value' field of a SYNC reply
+
+# commands
+FLASH_BEGIN, FLASH_DATA, FLASH_END = 0x02, 0x03, 0x04
+MEM_BEGIN, MEM_END, MEM_DATA = 0x05, 0x06, 0x07
+SYNC, WRITE_REG, READ_REG = 0x08, 0x09, 0x0A
+SPI_SET_PARAMS, SPI_ATTACH, READ_FLASH_SLOW, CHANGE_BAUDRATE = 0x0B, 0x0D, 0x0E, 0x0F
+FLASH_DEFL_BEGIN, FLASH_DEFL_DATA, FLASH_DEFL_END = 0x10, 0x11, 0x12
+SPI_FLASH_MD5, GET_SECURITY_INFO = 0x13, 0x14
+ERASE_FLASH, ERASE_REGION, READ_FLASH, RUN_USER_CODE = 0xD0, 0xD1, 0xD2, 0xD3
+
+# ROM loader error codes
+ROM_ERR_INVALID_MSG = 0x05
+ROM_ERR_CHECKSUM = 0x07
+# stub error codes
+STUB_ERR_BAD_DATA_CHECKSUM = 0xC2
+STUB_ERR_NOT_IMPLEMENTED = 0xFF
+
+
+@dataclass(frozen=True)
+class ChipModel:
+    name: str  # esptool's --chip spelling
+    display: str
+    magic: int
+    rom_status_len: int  # 2 on ESP8266 ROM, 4 on ESP32-family ROMs; stub is always 2
+    spi_base: int
+    spi_w0_offs: int
+    security_info: bytes | None  # payload of GET_SECURITY_INFO, None = unsupported in ROM
+    registers: dict[int, int] = field(default_factory=dict)
+    rom_has_md5: bool = True
+    rom_has_deflate: bool = True
+
+
+ESP8266 = ChipModel(
+    name="esp8266",
+    display="ESP8266EX",
+    magic=0xFFF0C101,
+    rom_status_len=2,
+    spi_base=0x60000200,
+    spi_w0_offs=0x40,
+    security_info=None,
+    rom_has_md5=False,
+    rom_has_deflate=False,
+    registers={
+        0x3FF00050: 0xAB000000,  # OTP MAC0 -> MAC ...:ab, bit4 clear (not an ESP8285)
+        0x3FF00054: 0x0000CDEF,  # OTP MAC1 -> OUI 18:fe:34, MAC 18:fe:34:cd:ef:ab
+        0x3FF00058: 0x00000000,
+        0x3FF0005C: 0x00000000,  # OTP MAC3 (custom OUI) unset
+        0x60000014: 451,  # UART_CLKDIV: 52 MHz APB / 115200 -> 26 MHz crystal
+        0x60000078: 0x00000000,  # UART_DATE (dummy delay target)
+    },
+)
+
+_ESP32_EFUSE = 0x3FF5A000
+ESP32 = ChipModel(
+    name="esp32",
+    display="ESP32-D0WD-V3 (revision v3.0)",
+    magic=0x00F01D83,
+    rom_status_len=4,
+    spi_base=0x3FF42000,
+    spi_w0_offs=0x80,
+    security_info=None,
+    registers={
+        _ESP32_EFUSE + 0x00: 0x00000000,
+        _ESP32_EFUSE + 0x04: 0xC4123456,  # MAC low word   -> 24:0a:c4:12:34:56
+        _ESP32_EFUSE + 0x08: 0x00A1240A,  # CRC + MAC high
+        _ESP32_EFUSE + 0x0C: (1 << 9) | (1 << 15),  # pkg D0WD, rev bit0
+        _ESP32_EFUSE + 0x10: 0x00000033,  # CK8M freq for the ROM's xtal calibration
+        _ESP32_EFUSE + 0x14: 1 << 20,  # rev bit1
+        _ESP32_EFUSE + 0x18: 0x00000000,
+        0x3FF6607C: 1 << 31,  # APB_CTL_DATE rev bit2 -> chip revision v3.0
+        0x3FF40014: 347,  # UART_CLKDIV: 40 MHz / 115200
+        0x3FF5F06C: 2008 << 7,  # RTCCALICFG1: ROM xtal calibration -> 40 MHz
+        0x60000078: 0x00000000,
+    },
+)
+
+# Only used as the "wrong chip" answering when ESP32 was asked for.
+ESP32S3 = ChipModel(
+    name="esp32s3",
+    display="ESP32-S3 (QFN56) (revision v0.2)",
+    magic=0x00000009,
+    rom_status_len=4,
+    spi_base=0x60002000,
+    spi_w0_offs=0x58,
+    # flags, flash_crypt_cnt, 7 key purposes, chip_id=9, api_version=0
+    security_info=struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0),
+    registers={
+        0x60008850: 0x00000000,
+        0x60000014: 347,
+    },
+)
+
+CHIPS = {"esp8266": ESP8266, "esp32": ESP32, "esp32s3": ESP32S3}
+
+DEFAULT_FLASH_ID = 0x1640EF  # Winbond W25Q32 (4 MB)
+FLASH_SIZE = 4 * 1024 * 1024
+
+ESP32_BANNER_HEAD = b"ets Jun  8 2016 00:22:57\r\n\r\n"
+ESP32_DOWNLOAD_BANNER = (
+    ESP32_BANNER_HEAD
+    + b"rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
+    + b"waiting for download\r\n"
+)
+ESP32_NORMAL_BANNER = (
+    ESP32_BANNER_HEAD
+    + b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+    + b"configsip: 0, SPIWP:0xee\r\n"
+    + b"clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00\r\n"
+    + b"mode:DIO, clock div:2\r\n"
+    + b"load:0x3fff0030,len:7132\r\n"
+    + b"load:0x40078000,len:15708\r\n"
+    + b"load:0x40080400,len:4\r\n"
+    + b"entry 0x40080644\r\n"
+    + b"I (31) boot: ESP-IDF v5.1.2 2nd stage bootloader\r\n"
+)
+ESP8266_DOWNLOAD_BANNER = b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(1,7)\r\n\r\n"
+ESP8266_NORMAL_BANNER = (
+    b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\n"
+    b"load 0x4010f000, len 3424, room 16 \r\n"
+    b"tail 0\r\nchksum 0x2e\r\nload 0x3fff20b8, len 40, room 0 \r\n"
+    b"tail 8\r\nchksum 0x2b\r\ncsum 0x2b\r\n"
+)
+ESP8266_SDIO_BANNER = b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(7,6)\r\n\r\nwaiting host\r\n"
+
+EN_RC_WINDOW = 0.12  # seconds EN takes to rise after the host releases it (slow RC)
+STRAP_SETTLE = 0.005  # GPIO0 pulled low during the EN rise: reset ends this much later
+
+
+# ---------------------------------------------------------------- SLIP helpers
+
+
+def slip_encode(payload: bytes) -> bytes:
+    return b"\xc0" + payload.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+
+
+class SlipDecoder:
+    """Incremental SLIP decoder; bytes outside a frame are dropped (like the ROM does)."""
+
+    def __init__(self) -> None:
+        self._buf: bytearray | None = None
+        self._esc = False
+
+    def reset(self) -> None:
+        self._buf = None
+        self._esc = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for b in data:
+            if self._buf is None:
+                if b == 0xC0:
+                    self._buf = bytearray()
+                continue
+            if self._esc:
+                self._esc = False
+                self._buf.append({0xDC: 0xC0, 0xDD: 0xDB}.get(b, b))
+            elif b == 0xDB:
+                self._esc = True
+            elif b == 0xC0:
+                if self._buf:
+                    out.append(bytes(self._buf))
+                    self._buf = None
+                else:
+                    self._buf = bytearray()  # c0 c0: empty frame, treat second c0 as a new start
+            else:
+                self._buf.append(b)
+        return out
+
+
+def checksum(data: bytes) -> int:
+    state = ESP_CHECKSUM_MAGIC
+    for b in data:
+        state ^= b
+    return state
+
+
+# ---------------------------------------------------------------- telnet / RFC 2217
+
+IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
+OPT_BINARY, OPT_ECHO, OPT_SGA, OPT_COM_PORT = 0, 1, 3, 44
+SERVER_OFFSET = 100
+SET_BAUDRATE, SET_CONTROL, NOTIFY_MODEMSTATE, PURGE_DATA = 1, 5, 7, 12
+CTRL_DTR_ON, CTRL_DTR_OFF, CTRL_RTS_ON, CTRL_RTS_OFF = 8, 9, 11, 12
+
+
+class TelnetParser:
+    """Minimal RFC 854 / RFC 2217 server-side state machine."""
+
+    def __init__(
+        self,
+        send_raw: Callable[[bytes], None],
+        on_data: Callable[[bytes], None],
+        on_subneg: Callable[[bytes], None],
+    ) -> None:
+        self._send_raw = send_raw
+        self._on_data = on_data
+        self._on_subneg = on_subneg
+        self._mode = "data"
+        self._verb = 0
+        self._sb = bytearray()
+        self._answered: set[tuple[int, int]] = set()
+
+    def feed(self, chunk: bytes) -> None:
+        data = bytearray()
+        for b in chunk:
+            m = self._mode
+            if m == "data":
+                if b == IAC:
+                    self._mode = "iac"
+                else:
+                    data.append(b)
+            elif m == "iac":
+                if b == IAC:
+                    data.append(IAC)
+                    self._mode = "data"
+                elif b in (DO, DONT, WILL, WONT):
+                    self._verb = b
+                    self._mode = "opt"
+                elif b == SB:
+                    self._sb = bytearray()
+                    self._mode = "sb"
+                else:
+                    self._mode = "data"  # NOP, GA, ... ignored
+            elif m == "opt":
+                self._mode = "data"
+                self._negotiate(self._verb, b)
+            elif m == "sb":
+                if b == IAC:
+                    self._mode = "sb-iac"
+                else:
+                    self._sb.append(b)
+            elif m == "sb-iac":
+                if b == SE:
+                    self._mode = "data"
+                    if data:
+                        self._on_data(bytes(data))
+                        data = bytearray()
+                    self._on_subneg(bytes(self._sb))
+                else:
+                    self._sb.append(b)  # IAC IAC inside SB
+                    self._mode = "sb"
+        if data:
+            self._on_data(bytes(data))
+
+    def _negotiate(self, verb: int, opt: int) -> None:
+        supported = opt in (OPT_BINARY, OPT_SGA, OPT_COM_PORT)
+        if verb == WILL:
+            reply = DO if supported else DONT
+        elif verb == DO:
+            reply = WILL if supported else WONT
+        elif verb == WONT:
+            reply = DONT
+        else:
+            reply = WONT
+        key = (verb, opt)
+        if key in self._answered:
+            return
+        self._answered.add(key)
+        self._send_raw(bytes([IAC, reply, opt]))
+
+
+# ---------------------------------------------------------------- the board
+
+
+class VirtualBoard:
+    """One emulated chip behind a TCP listener.
+
+    ``chip`` is the chip the *user* believes they have (what the test passes as
+    ``--chip``); with :attr:`Fault.WRONG_CHIP` the board emulates another model.
+    """
+
+    def __init__(
+        self,
+        chip: str = "esp32",
+        fault: Fault | str = Fault.NONE,
+        *,
+        protocol: str = "rfc2217",
+        host: str = "127.0.0.1",
+        stop_after_blocks: int = 2,
+        flash_id: int = DEFAULT_FLASH_ID,
+        seed: int = 2217,
+        log: bool = False,
+    ) -> None:
+        if chip not in ("esp8266", "esp32"):
+            raise ValueError(f"unsupported chip {chip!r} (esp8266 or esp32)")
+        if protocol not in ("rfc2217", "socket"):
+            raise ValueError("protocol must be 'rfc2217' or 'socket'")
+        self.fault = Fault.parse(fault)
+        if not self.fault.applies_to(chip):
+            raise ValueError(f"fault {self.fault.value!r} does not apply to {chip}")
+        self.requested_chip = chip
+        if self.fault is Fault.WRONG_CHIP:
+            self.model = ESP32S3 if chip == "esp32" else ESP32
+        else:
+            self.model = CHIPS[chip]
+        self.protocol = protocol
+        self.host = host
+        self.stop_after_blocks = stop_after_blocks
+        self.flash_id = 0xFFFFFF if self.fault is Fault.FLASH_ID_FFFFFF else flash_id
+        self._rng = random.Random(seed)
+        self._log_enabled = log
+
+        self._lock = threading.RLock()
+        self._send_lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._conn: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+        # modem lines as seen from the host (True = asserted)
+        self.dtr = False
+        self.rts = False
+        self.host_baud = 115200
+        self._en_low = False
+        self._rising = False
+        self._boot_gen = 0
+
+        # chip state: "off" (held in reset), "download", "stub", "app", "dead", "idle"
+        self.state = "idle"
+        self.boots: list[str] = []  # history of boot modes, for tests
+        self.commands: list[int] = []  # history of received opcodes
+        self._slip = SlipDecoder()
+        self.flash = bytearray(b"\xff" * FLASH_SIZE)
+        self.regs: dict[int, int] = {}
+        self._reset_regs()
+        self._write: dict[str, int] | None = None
+        self._inflate: Any = None  # zlib decompressobj while a FLASH_DEFL write is open
+        self._data_blocks = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None, "board not started"
+        return int(self._listener.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"{self.protocol}://{self.host}:{self.port}"
+
+    def start(self) -> VirtualBoard:
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((self.host, 0))
+        lst.listen(4)
+        lst.settimeout(0.2)
+        self._listener = lst
+        # power-on: over RFC 2217 the chip boots its app (nobody holds GPIO0 low);
+        # over a raw socket there are no reset lines: behave as if BOOT was held
+        self._boot(io0_low=self.protocol == "socket")
+        t = threading.Thread(target=self._accept_loop, name="vboard-accept", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._boot_gen += 1
+        for s in (self._conn, self._listener):
+            if s is not None:
+                with contextlib.suppress(OSError):
+                    s.close()
+        for t in self._threads:
+            t.join(timeout=2)
+
+    def __enter__(self) -> VirtualBoard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _log(self, msg: str) -> None:
+        if self._log_enabled:
+            print(f"[vboard {time.monotonic():.3f}] {msg}", flush=True)
+
+    # ------------------------------------------------------------ networking
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            old = self._conn
+            self._conn = conn
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    old.close()
+            t = threading.Thread(target=self._serve, args=(conn,), name="vboard-conn", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _send_raw(self, data: bytes) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        with self._send_lock, contextlib.suppress(OSError):
+            conn.sendall(data)
+
+    def _tx(self, data: bytes) -> None:
+        """Bytes leaving the chip's UART TX pin."""
+        if not data:
+            return
+        if self.protocol == "rfc2217":
+            data = data.replace(b"\xff", b"\xff\xff")
+        self._send_raw(data)
+
+    def _serve(self, conn: socket.socket) -> None:
+        self._log("client connected")
+        if self.protocol == "rfc2217":
+            parser = TelnetParser(self._send_raw, self._rx, self._subneg)
+            feed: Callable[[bytes], None] = parser.feed
+            # we offer the options too; pyserial's client accepts either order
+            self._send_raw(bytes([IAC, DO, OPT_COM_PORT]))
+        else:
+            feed = self._rx
+        conn.settimeout(0.2)
+        while not self._stopping.is_set():
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            feed(chunk)
+        self._log("client disconnected")
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def _subneg(self, sb: bytes) -> None:
+        if len(sb) < 2 or sb[0] != OPT_COM_PORT:
+            return
+        cmd, value = sb[1], sb[2:]
+        if cmd == SET_BAUDRATE and len(value) == 4:
+            baud = struct.unpack(">I", value)[0]
+            if baud:
+                self.host_baud = baud
+            value = struct.pack(">I", self.host_baud)
+        elif cmd == SET_CONTROL and value:
+            v = value[0]
+            if v in (CTRL_DTR_ON, CTRL_DTR_OFF):
+                self._set_lines(dtr=v == CTRL_DTR_ON)
+            elif v in (CTRL_RTS_ON, CTRL_RTS_OFF):
+                self._set_lines(rts=v == CTRL_RTS_ON)
+        elif cmd == PURGE_DATA:
+            pass
+        elif cmd == NOTIFY_MODEMSTATE:
+            value = b"\x00"
+        body = bytes([OPT_COM_PORT, cmd + SERVER_OFFSET]) + value.replace(b"\xff", b"\xff\xff")
+        self._send_raw(bytes([IAC, SB]) + body + bytes([IAC, SE]))
+        if cmd == SET_BAUDRATE:
+            # pyserial wants to have seen one modem-state notification
+            self._send_raw(bytes([IAC, SB, OPT_COM_PORT, NOTIFY_MODEMSTATE + SERVER_OFFSET, 0, IAC, SE]))
+
+    # ------------------------------------------------------------ reset circuit
+
+    def _set_lines(self, dtr: bool | None = None, rts: bool | None = None) -> None:
+        """Auto-reset circuit: EN = !(RTS & !DTR), GPIO0 = !(DTR & !RTS).
+
+        EN rises through an RC network, so the chip leaves reset some time after
+        the host releases it.  Over RFC 2217 every line change costs a network
+        round trip (pyserial polls the acknowledgement every 50 ms), which is
+        why the window is generous: if GPIO0 is pulled low while EN is still
+        rising, the ROM samples it low and enters download mode; if the window
+        runs out with GPIO0 high, the chip boots normally.
+        """
+        with self._lock:
+            if dtr is not None:
+                self.dtr = dtr
+            if rts is not None:
+                self.rts = rts
+            en_low = self.rts and not self.dtr
+            io0_low = self.dtr and not self.rts
+            self._log(f"lines dtr={self.dtr} rts={self.rts} en_low={en_low} io0_low={io0_low}")
+            if en_low:
+                if not self._en_low:
+                    self._en_low = True
+                    self._boot_gen += 1
+                    if self.state != "dead":
+                        self.state = "off"
+                return
+            if self._en_low:
+                # EN released: reset ends after the RC delay unless GPIO0 decides earlier
+                self._en_low = False
+                self._boot_gen += 1
+                self._rising = True
+                self._schedule_boot(EN_RC_WINDOW, self._boot_gen)
+            if self._rising and io0_low:
+                self._boot_gen += 1
+                self._schedule_boot(STRAP_SETTLE, self._boot_gen)
+
+    def _schedule_boot(self, delay: float, gen: int) -> None:
+        t = threading.Timer(delay, self._boot_timer, args=(gen,))
+        t.daemon = True
+        t.start()
+
+    def _boot_timer(self, gen: int) -> None:
+        with self._lock:
+            if gen != self._boot_gen or self._stopping.is_set():
+                return
+            self._rising = False
+            io0_low = self.dtr and not self.rts
+            self._boot(io0_low)
+
+    def _boot(self, io0_low: bool) -> None:
+        """Chip comes out of reset; ROM samples the strapping pins."""
+        with self._lock:
+            if self.state == "dead":
+                return
+            self._slip.reset()
+            self._write = None
+            self._inflate = None
+            self._reset_regs()
+            f = self.fault
+            chip = self.model.name
+            mode = "download" if io0_low else "app"
+            if f is Fault.NO_DOWNLOAD_MODE:
+                mode = "silent"
+            elif f is Fault.NORMAL_BOOT:
+                mode = "app"
+            elif f is Fault.GPIO15_HIGH:
+                mode = "sdio"
+            elif f is Fault.NO_SYNC_REPLY and io0_low:
+                mode = "deaf"
+            self.boots.append(mode)
+            self._log(f"boot -> {mode}")
+            if mode == "silent":
+                self.state = "silent"
+                return
+            if mode == "sdio":
+                self.state = "silent"
+                self._tx(ESP8266_SDIO_BANNER)
+                return
+            if mode == "app":
+                self.state = "app"
+                self._tx(ESP8266_NORMAL_BANNER if chip == "esp8266" else ESP32_NORMAL_BANNER)
+                return
+            # download mode (also "deaf": prints the banner but ignores input)
+            self.state = "deaf" if mode == "deaf" else "download"
+            if f is Fault.GARBAGE:
+                self._tx(self._noise(24))
+            elif chip == "esp8266":
+                self._tx(ESP8266_DOWNLOAD_BANNER)
+            else:
+                self._tx(ESP32_DOWNLOAD_BANNER)
+
+    def _noise(self, n: int) -> bytes:
+        # what 74880/230400 baud data looks like when sampled at 115200: mostly
+        # high bits, 0x00, 0xf0, 0x80, ... never starting with a SLIP delimiter
+        alphabet = [0x00, 0x80, 0xF0, 0xF8, 0xFE, 0x8C, 0x1C, 0x0E, 0x70, 0x60, 0xE0, 0x9E, 0x12]
+        return bytes(self._rng.choice(alphabet) for _ in range(n))
+
+    def _reset_regs(self) -> None:
+        self.regs = dict(self.model.registers)
+        self.regs[CHIP_DETECT_MAGIC_REG_ADDR] = self.model.magic
+
+    # ------------------------------------------------------------ UART RX
+
+    def _rx(self, data: bytes) -> None:
+        with self._lock:
+            if self.state not in ("download", "stub"):
+                return
+            for pkt in self._slip.feed(data):
+                if self.state not in ("download", "stub"):
+                    break
+                self._handle(pkt)
+
+    def _respond(self, op: int, value: int = 0, data: bytes = b"", status: int = 0, error: int = 0) -> None:
+        if self.fault is Fault.GARBAGE:
+            self._tx(self._noise(12 + self._rng.randrange(8)))
+            return
+        slen = 2 if self.state == "stub" else self.model.rom_status_len
+        status_bytes = bytes([status, error]) + b"\x00" * (slen - 2)
+        body = data + status_bytes
+        pkt = struct.pack("<BBHI", 1, op, len(body), value) + body
+        self._tx(slip_encode(pkt))
+
+    def _fail(self, op: int, rom_error: int, stub_error: int) -> None:
+        self._respond(op, status=1, error=stub_error if self.state == "stub" else rom_error)
+
+    def _handle(self, pkt: bytes) -> None:
+        if len(pkt) < 8 or pkt[0] != 0x00:
+            return  # not a command (e.g. READ_FLASH acks) -> ignored like the ROM
+        _, op, size, chk = struct.unpack("<BBHI", pkt[:8])
+        data = pkt[8 : 8 + size]
+        self.commands.append(op)
+        stub = self.state == "stub"
+
+        if self.fault is Fault.STOP_MID_WRITE and op in (FLASH_DATA, FLASH_DEFL_DATA):
+            if self._data_blocks >= self.stop_after_blocks:
+                self._log("power lost mid write")
+                self.state = "dead"
+                return
+            self._data_blocks += 1
+
+        if op == SYNC:
+            if data[:4] != b"\x07\x07\x12\x20":
+                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+                return
+            value = 0 if stub else ROM_SYNC_VALUE
+            for _ in range(8):
+                self._respond(op, value=value)
+        elif op == READ_REG:
+            (addr,) = struct.unpack("<I", data[:4])
+            self._respond(op, value=self.regs.get(addr, 0))
+        elif op == WRITE_REG:
+            for i in range(0, len(data) - 15, 16):
+                addr, value, mask, _delay = struct.unpack("<IIII", data[i : i + 16])
+                old = self.regs.get(addr, 0)
+                self._write_reg(addr, (old & ~mask) | (value & mask))
+            self._respond(op)
+        elif op == GET_SECURITY_INFO:
+            if self.model.security_info is None or stub:
+                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+            else:
+                self._respond(op, data=self.model.security_info)
+        elif op in (SPI_SET_PARAMS, SPI_ATTACH, CHANGE_BAUDRATE, MEM_BEGIN):
+            self._respond(op)
+        elif op == MEM_DATA:
+            if checksum(data[16:]) != chk & 0xFF:
+                self._fail(op, ROM_ERR_CHECKSUM, STUB_ERR_BAD_DATA_CHECKSUM)
+            else:
+                self._respond(op)
+        elif op == MEM_END:
+            no_entry, entry = struct.unpack("<II", data[:8])
+            self._respond(op)
+            if not no_entry and entry and not stub:
+                self.state = "stub"
+                self._log("stub running")
+                self._tx(slip_encode(b"OHAI"))
+        elif op in (FLASH_BEGIN, FLASH_DEFL_BEGIN):
+            if op == FLASH_DEFL_BEGIN and not stub and not self.model.rom_has_deflate:
+                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+                return
+            size, _blocks, blocksize, offset = struct.unpack("<IIII", data[:16])
+            self._write = {"offset": offset, "blocksize": blocksize, "pos": offset, "size": size}
+            self._inflate = zlib.decompressobj() if op == FLASH_DEFL_BEGIN else None
+            if size and not (stub and op == FLASH_DEFL_BEGIN):
+                # the ROM erases up front (stub erases while writing)
+                erase = min(size, FLASH_SIZE - offset) if self.model.name != "esp8266" else 0
+                self._flash_fill(offset, erase)
+            self._respond(op)
+        elif op in (FLASH_DATA, FLASH_DEFL_DATA):
+            length, seq, _, _ = struct.unpack("<IIII", data[:16])
+            payload = data[16 : 16 + length]
+            if checksum(payload) != chk & 0xFF or self._write is None:
+                self._fail(op, ROM_ERR_CHECKSUM, STUB_ERR_BAD_DATA_CHECKSUM)
+                return
+            w = self._write
+            if op == FLASH_DATA:
+                self._flash_write(w["offset"] + seq * w["blocksize"], payload)
+            else:
+                assert self._inflate is not None
+                try:
+                    out = self._inflate.decompress(payload)
+                except zlib.error:
+                    self._fail(op, 0x0B, 0xC4)
+                    return
+                self._flash_write(w["pos"], out)
+                w["pos"] += len(out)
+            self._respond(op)
+        elif op in (FLASH_END, FLASH_DEFL_END):
+            (no_reboot,) = struct.unpack("<I", data[:4]) if len(data) >= 4 else (1,)
+            self._respond(op)
+            if not no_reboot:
+                self._reboot_into_app()
+        elif op == SPI_FLASH_MD5:
+            if not stub and not self.model.rom_has_md5:
+                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+                return
+            addr, size = struct.unpack("<II", data[:8])
+            digest = hashlib.md5(bytes(self.flash[addr : addr + size]))
+            self._respond(op, data=digest.digest() if stub else digest.hexdigest().encode())
+        elif op == ERASE_FLASH and stub:
+            self._flash_fill(0, FLASH_SIZE)
+            self._respond(op)
+        elif op == ERASE_REGION and stub:
+            offset, size = struct.unpack("<II", data[:8])
+            self._flash_fill(offset, size)
+            self._respond(op)
+        elif op == READ_FLASH and stub:
+            offset, length, sector, _inflight = struct.unpack("<IIII", data[:16])
+            self._respond(op)
+            blob = bytes(self.flash[offset : offset + length])
+            for i in range(0, length, sector or 0x1000):
+                self._tx(slip_encode(blob[i : i + (sector or 0x1000)]))
+            self._tx(slip_encode(hashlib.md5(blob).digest()))
+        elif op == READ_FLASH_SLOW and not stub:
+            offset, length = struct.unpack("<II", data[:8])
+            self._respond(op, data=bytes(self.flash[offset : offset + length]))
+        elif op == RUN_USER_CODE and stub:
+            self._reboot_into_app()
+        else:
+            self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+
+    def _reboot_into_app(self) -> None:
+        self.state = "app"
+        self.boots.append("app")
+        self._tx(ESP8266_NORMAL_BANNER if self.model.name == "esp8266" else ESP32_NORMAL_BANNER)
+
+    # ------------------------------------------------------------ flash & SPI
+
+    def _flash_fill(self, offset: int, size: int) -> None:
+        if self.fault is Fault.FLASH_ID_FFFFFF:
+            return
+        end = min(FLASH_SIZE, offset + size)
+        self.flash[offset:end] = b"\xff" * max(0, end - offset)
+
+    def _flash_write(self, offset: int, payload: bytes) -> None:
+        if self.fault is Fault.FLASH_ID_FFFFFF:
+            return  # no flash chip answering: nothing sticks
+        end = min(FLASH_SIZE, offset + len(payload))
+        self.flash[offset:end] = payload[: end - offset]
+
+    def _write_reg(self, addr: int, value: int) -> None:
+        base = self.model.spi_base
+        self.regs[addr] = value & 0xFFFFFFFF
+        if addr == base and value & (1 << 18):  # SPI_CMD_USR: run a user command
+            cmd = self.regs.get(base + 0x24, 0) & 0xFF  # SPI_USR2: command value
+            w0 = base + self.model.spi_w0_offs
+            if cmd == 0x9F:  # RDID
+                self.regs[w0] = self.flash_id
+            elif cmd in (0x05, 0x35, 0x15):  # read status registers
+                self.regs[w0] = 0xFFFFFF if self.fault is Fault.FLASH_ID_FFFFFF else 0
+            else:
+                self.regs[w0] = 0xFFFFFFFF if self.fault is Fault.FLASH_ID_FFFFFF else 0
+            self.regs[base] = value & ~(1 << 18)  # done immediately
+
+
+def main() -> None:  # pragma: no cover - manual use
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chip", default="esp32", choices=["esp8266", "esp32"])
+    ap.add_argument("--fault", default="none", choices=[f.value for f in Fault])
+    ap.add_argument("--protocol", default="rfc2217", choices=["rfc2217", "socket"])
+    ap.add_argument("--log", action="store_true")
+    args = ap.parse_args()
+    with VirtualBoard(args.chip, args.fault, protocol=args.protocol, log=args.log) as board:
+        print(f"listening: {board.url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
