@@ -126,7 +126,7 @@ def apply_command(ctx: Context, cmd: str) -> None:
 def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str) -> None:
     """Fold one event into the context (cheap: called for stored events only)."""
     if kind == "tool_banner":
-        tool = str(fields.get("tool", "esptool"))
+        tool = str(fields.get("tool", "esptool")).replace("esptool.js", "esptool-js")
         if fields.get("ck") or (tool == "esptool" and str(fields.get("version", "")).startswith("0.")):
             tool = "esptool-ck"
         elif tool == "esptool":
@@ -199,6 +199,8 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
             ctx.setdefault("chip", family)
     if "level" in fields and fields["level"] == "info" and text.startswith("INFO"):
         ctx.setdefault("env", "esphome")
+    if "espflash::" in text:
+        ctx.setdefault("tool", "espflash")
 
 
 def finish(ctx: Context) -> Context:

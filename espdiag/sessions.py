@@ -164,4 +164,5 @@ _CONTEXT_PROGRESS = {
     "chip_detect", "chip_is", "connected", "baud_change", "writing", "wrong_chip",
     "exit_status", "upload_started", "pio_port_search", "port_error", "connecting",
     "no_serial_data", "timeout_packet_header", "wrong_boot_mode", "tx_path_down", "io_error",
+    "fatal_error", "connect_failed", "wrapper_success",
 }
