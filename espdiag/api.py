@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from espdiag import engine, ranking
-from espdiag.events import FieldValue
+from espdiag.events import Event, FieldValue
 from espdiag.normalise import normalise
 from espdiag.parse import Parsed, parse_line
 from espdiag.reader import iter_lines
@@ -27,14 +28,16 @@ def default_rules() -> RuleSet:
     return _default_rules
 
 
-def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
-    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
-    tracker = Tracker()
-    add = tracker.add
-    cache: dict[bytes, tuple[tuple[str, str, dict[str, FieldValue]], ...]] = {}
-    lines = 0
+Parts = tuple[tuple[str, str, dict[str, FieldValue]], ...]  # (text, kind, fields) per logical line
+
+
+def parse_stream(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, Parts]]:
+    """Read, normalise and parse a log: yield ``(line_number, parts)`` per physical line.
+
+    The single read → normalise → parse path, shared by :func:`scan` and ``espdiag events``.
+    """
+    cache: dict[bytes, Parts] = {}
     for number, raw in iter_lines(stream, name):
-        lines = number
         items = cache.get(raw)
         if items is None:
             text = raw.decode("utf-8", "replace")
@@ -42,6 +45,23 @@ def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[raw] = items
+        yield number, items
+
+
+def iter_events(stream: BinaryIO, name: str = "<stdin>") -> Iterator[Event]:
+    """Every event of a log in input order (nothing is dropped or summarised)."""
+    for number, items in parse_stream(stream, name):
+        for text, kind, fields in items:
+            yield Event(kind, number, text, fields)
+
+
+def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
+    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
+    tracker = Tracker()
+    add = tracker.add
+    lines = 0
+    for number, items in parse_stream(stream, name):
+        lines = number
         for text, kind, fields in items:
             if kind == "other" and tracker.current.count("other") >= _KEEP_OTHER:
                 tracker.lines_other += 1  # prose and unknown lines: keep a few, count the rest
