@@ -121,6 +121,31 @@ def apply_command(ctx: Context, cmd: str) -> None:
             ctx[key] = value
     if "reset_method" not in ctx and "before" in ctx:
         ctx["reset_method"] = str(ctx["before"])
+    _images(ctx, words)
+
+
+_ADDRESS = re.compile(r"^(?:0x[0-9a-fA-F]+|\d+)$")
+
+
+def _images(ctx: Context, words: list[str]) -> None:
+    """esptool write_flash ADDR FILE [ADDR FILE ...]: the first image and how many there are."""
+    for i, word in enumerate(words):
+        if word.strip("\"'") in ("write_flash", "write-flash"):
+            rest = [w.strip("\"'") for w in words[i + 1 :]]
+            break
+    else:
+        return
+    pairs = []
+    j = 0
+    while j < len(rest) - 1:
+        if _ADDRESS.match(rest[j]) and not rest[j + 1].startswith("-"):
+            pairs.append((rest[j], rest[j + 1]))
+            j += 2
+        else:
+            j += 1
+    if pairs:
+        ctx["address"], ctx["file"] = pairs[0]
+        ctx["images"] = len(pairs)
 
 
 def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str) -> None:
