@@ -161,7 +161,7 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
             ctx["tool_version"] = str(fields["version"])
     elif kind == "command_line":
         apply_command(ctx, text)
-    elif kind in ("serial_port", "connected", "pio_port_search", "port_error") and "port" in fields:
+    elif kind in ("serial_port", "pio_port_search", "port_error") and "port" in fields:
         _set_port(ctx, str(fields["port"]))
     elif kind == "ck_setting":
         name, value = str(fields.get("name")), str(fields.get("value", ""))
@@ -189,6 +189,8 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
         if "nodemcu" in board.lower():
             ctx.setdefault("board_style", "nodemcu")
     elif kind in ("chip_detect", "chip_is", "connected"):
+        if "port" in fields:
+            _set_port(ctx, str(fields["port"]))
         family = chip_family(str(fields.get("chip", "")))
         if family:
             ctx["chip"] = family

@@ -1,0 +1,59 @@
+"""What the command line, the banners and the port name reveal about the setup."""
+
+from __future__ import annotations
+
+import pytest
+
+from espdiag.api import diagnose_text
+
+
+def ctx_of(log: str) -> dict:
+    return diagnose_text(log).context
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        ("Flashing with command:C:/Users/a/.arduino-create/esp8266/esptool/2.5.0-3-20ed2b9/esptool.exe -vv -cd nodemcu -cb 115200 -cp COM6 -ca 0x00000 -cf C:/t/x.bin",
+         {"tool": "esptool-ck", "env": "arduino-cloud", "reset_method": "nodemcu", "baud": 115200, "port": "COM6", "os": "windows", "address": "0x00000"}),
+        ("Launching: C:\\sloeber\\packages\\esp8266\\tools\\esptool\\2.5.0-3-20ed2b9/esptool.exe -cd ck -cb 921600 -cp COM3 -ca 0x00000 -cf C:\\w\\a.bin",
+         {"tool": "esptool-ck", "reset_method": "ck", "baud": 921600, "port": "COM3"}),
+        ("INFO Running:  esptool.py --before default_reset --after hard_reset --baud 460800 --chip esp8266 --port /dev/ttyS5 write_flash 0x0 fw.bin",
+         {"env": "esphome", "baud": 460800, "chip": "ESP8266", "port": "/dev/ttyS5", "os": "linux", "port_kind": "uart", "reset_method": "default_reset", "address": "0x0", "file": "fw.bin"}),
+        ("esptool.py --chip esp32s3 -p /dev/ttyACM0 -b 460800 --before=default_reset write_flash 0x0 bootloader.bin 0x10000 app.bin",
+         {"chip": "ESP32-S3", "port": "/dev/ttyACM0", "port_kind": "cdc", "native_usb": True, "images": 2, "baud": 460800}),
+        ("esptool.py v4.8.1\nSerial port /dev/cu.usbmodem1234\nDetecting chip type... ESP32\nChip is ESP32-U4WDH (revision v3.1)",
+         {"tool": "esptool.py", "tool_version": "4.8.1", "os": "macos", "port_kind": "cdc", "chip": "ESP32", "native_usb": False}),
+        ('Arduino: 1.8.3 (Windows 7), Board: "NodeMCU 1.0 (ESP-12E Module), 80 MHz, 115200, 4M (3M SPIFFS)"',
+         {"env": "arduino-ide", "os": "windows", "os_version": "7", "baud": 115200, "board_style": "nodemcu", "chip": "ESP8266"}),
+        ("esptool v5.6.0\nSerial port /dev/ttyUSB0:\nConnected to ESP32-S3 on /dev/ttyUSB0:",
+         {"tool": "esptool.py", "tool_version": "5.6.0", "chip": "ESP32-S3", "port_kind": "usb-serial", "native_usb": False}),
+        ("Auto-detected: /dev/ttyUSB0\nUploading .pio/build/d1/firmware.bin\n*** [upload] Error 2", {"env": "platformio", "port": "/dev/ttyUSB0"}),
+        ("esptool v0.4.13-1-gf80ae31 - (c) 2014 Ch. Klippel ck@atelier-klippel.de\nsetting board to ck\nsetting baudrate from 115200 to 921600\nsetting port from COM1 to COM21",
+         {"tool": "esptool-ck", "reset_method": "ck", "baud": 921600, "port": "COM21"}),
+        ("esptool.py v3.0\nChip is ESP8266EX\nStub running...\nChanging baud rate to 921600\nChanged.\nWriting at 0x00004000... (40 %)",
+         {"baud": 921600, "baud_changed": True, "write_percent": 40, "chip_detected": True}),
+    ],
+)
+def test_context(log: str, expected: dict) -> None:
+    ctx = ctx_of(log)
+    for key, value in expected.items():
+        assert ctx.get(key) == value, (key, ctx)
+
+
+def test_context_survives_into_later_attempts() -> None:
+    log = ('Arduino: 1.8.1 (Windows 10), Board: "NodeMCU 1.0"\n'
+           "esptool.py v3.0\nConnecting....\nA fatal error occurred: Timed out waiting for packet header\n"
+           "esptool.py v3.0\nConnecting....\nA fatal error occurred: Timed out waiting for packet header\n")
+    report = diagnose_text(log)
+    assert report.attempts == 2
+    assert report.context["os"] == "windows" and report.context["env"] == "arduino-ide"
+
+
+def test_trailing_command_line_describes_the_failed_attempt() -> None:
+    log = ("warning: espcomm_sync failed\nerror: espcomm_open failed\n\n"
+           "Launching: C:/x/esptool.exe -cd ck -cb 921600 -cp COM3 -ca 0x00000 -cf a.bin\n")
+    report = diagnose_text(log)
+    assert report.attempts == 1
+    assert report.context["baud"] == 921600
+    assert report.causes[0].id == "baud-too-high"

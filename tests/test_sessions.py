@@ -1,0 +1,53 @@
+"""Several attempts in one paste, retries inside one attempt, and bounded memory for retry loops."""
+
+from __future__ import annotations
+
+from espdiag.api import diagnose_text
+from espdiag.sessions import KEEP
+
+FAIL = "esptool.py v3.0\nSerial port COM4\nConnecting........_____\nA fatal error occurred: Failed to connect to ESP8266: Timed out waiting for packet header\n"
+OK = "esptool.py v3.0\nSerial port COM4\nConnecting....\nChip is ESP8266EX\nWriting at 0x00000000... (100 %)\nHash of data verified.\nHard resetting via RTS pin...\n"
+
+
+def test_last_attempt_decides() -> None:
+    report = diagnose_text(FAIL + OK)
+    assert report.verdict == "success" and report.attempts == 2 and report.failed_attempts == 1
+    report = diagnose_text(OK + FAIL)
+    assert report.verdict == "failure" and report.attempts == 2
+    assert report.first_line == 8  # evidence comes from the second attempt
+
+
+def test_trailing_prose_is_not_an_attempt() -> None:
+    report = diagnose_text(FAIL + "\nThanks for any help!\nI tried two cables.\n")
+    assert report.verdict == "failure" and report.attempts == 1
+
+
+def test_retry_inside_an_attempt_that_then_works() -> None:
+    log = ("INFO Upload with baud rate 460800 failed. Trying again with baud rate 115200.\n"
+           "A fatal error occurred: Serial data stream stopped: Possible serial noise or corruption.\n" + OK[16:])
+    assert diagnose_text(log).verdict == "success"
+
+
+def test_wrapper_done_after_a_failure_is_not_success() -> None:
+    log = "A fatal esptool.py error occurred: could not open port 'COM5': PermissionError(13, 'Access denied.', None, 5)\nCompleted upload.\n"
+    assert diagnose_text(log).verdict == "failure"
+
+
+def test_retry_loop_counts_stay_exact() -> None:
+    loop = "trying to connect\nread 0, requested 1\n" * 5000
+    report = diagnose_text("setting board to ck\n" + loop + "warning: espcomm_sync failed\nerror: espcomm_open failed\n")
+    top = report.causes[0]
+    assert top.id == "boot-mode"
+    reads = [e for e in top.evidence if e.text == "read 0, requested 1"]
+    assert reads and top.evidence_counts["read 0, requested 1"] == 5000
+    assert len(top.evidence) <= 8
+
+
+def test_kept_events_are_bounded() -> None:
+    from espdiag.api import scan
+    import io
+
+    tracker, _ = scan(io.BytesIO(("read 0, requested 1\n" * 10_000).encode()))
+    session = tracker.current
+    assert session.count("ck_read") == 10_000
+    assert len([e for e in session.events() if e.kind == "ck_read"]) <= 2 * KEEP
