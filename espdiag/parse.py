@@ -124,6 +124,16 @@ def _fields(tree: Tree[Token]) -> dict[str, FieldValue]:
 
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+# "Invalid head of packet (0x1B)" (v2.5+) or ('\x1b') / ('A') (v2.0-2.3): the byte that arrived
+_HEAD_BYTE = re.compile(r"packet \((?:(0x[0-9a-fA-F]{1,2})|'(\\x[0-9a-fA-F]{2}|\\[rnt]|.)')\)")
+
+
+def _head_byte(token: str) -> int:
+    if token.startswith("0x"):
+        return int(token, 16)
+    if token.startswith("\\x"):
+        return int(token[2:], 16)
+    return {"\\r": 13, "\\n": 10, "\\t": 9}.get(token, ord(token[0]))
 _CMD_OPTS = re.compile(r"(?:^|\s)(-{1,2}[\w-]+)(?:[ =]((?:\"[^\"]*\"|'[^']*'|[^\s-][^\s]*)))?")
 
 
@@ -133,6 +143,10 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
         m = _PERCENT.search(text)
         if m:
             fields["percent"] = round(float(m.group(1)))
+    elif kind == "invalid_head":
+        m = _HEAD_BYTE.search(text)
+        if m:
+            fields["byte"] = _head_byte(m.group(1) or m.group(2))
     elif kind == "connecting":
         fields["resets"] = text.count("_")
         fields.setdefault("dots", 0)
