@@ -14,11 +14,16 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from espdiag import __version__
 from espdiag.errors import EspdiagError, ExitCode
+from espdiag.render import FORMATS
 
-SUBCOMMANDS = ("diagnose",)
+if TYPE_CHECKING:
+    from espdiag.rules import RuleSet
+
+SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain")
 
 EPILOG = """\
 examples:
@@ -26,6 +31,12 @@ examples:
   espdiag upload.log
   espdiag --format json upload.log
   pbpaste | espdiag --format markdown
+  espdiag check --format github logs/*.log
+  espdiag events upload.log | grep -v '"other"'
+  espdiag rules --test my-rules/
+  espdiag explain boot-mode
+
+commands: diagnose (the default), check, events, rules, explain; 'espdiag COMMAND --help' for each
 
 exit codes: 0 success or nothing wrong found, 1 upload failure diagnosed,
             2 usage, input or rule-file error, 3 internal error, 130 interrupted
@@ -39,8 +50,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default=os.environ.get("ESPDIAG_FORMAT", "auto"),
-                   choices=("auto", "rich", "text", "json"),
-                   help="output format (default: rich on a terminal, text otherwise; env ESPDIAG_FORMAT)")
+                   choices=FORMATS,
+                   help="output format (default: rich on a terminal, text otherwise; env ESPDIAG_FORMAT); "
+                   "markdown: a forum reply, github: Actions annotations, sarif: code scanning")
     p.add_argument("--color", "--colour", dest="colour", default="auto", choices=("auto", "always", "never"),
                    help="colour in the terminal report (NO_COLOR and FORCE_COLOR are honoured)")
     p.add_argument("--verbose", "-v", action="store_true", help="show every cause, not only the top five")
@@ -95,13 +107,95 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code[0]
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in 0..1")
+    return value
+
+
+def _check_parser() -> argparse.ArgumentParser:
+    from espdiag.commands.check import DEFAULT_FAIL_ON
+    from espdiag.commands.check import FORMATS as CHECK_FORMATS
+
+    p = _Parser(prog="espdiag check", description="Non-interactive check for CI and pre-commit: one line per "
+                "file ('path: verdict top-cause (confidence)'). Exit 1 if any upload failed (explained or "
+                "not), or if a log that did not fail shows a cause at or above --fail-on; 2 if a file "
+                "cannot be read.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="upload log(s); '-' reads standard input")
+    p.add_argument("--format", "-f", default="line", choices=CHECK_FORMATS,
+                   help="line (default): one line per file; github: Actions annotations, then the lines; "
+                   "or any report format")
+    p.add_argument("--fail-on", type=_fraction, default=DEFAULT_FAIL_ON, metavar="CONFIDENCE",
+                   help=f"confidence (0..1) from which a cause counts (default {DEFAULT_FAIL_ON})")
+    _add_rules_option(p)
+    return p
+
+
+def _events_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="espdiag events", description="Print the parsed event stream as JSON Lines: "
+                '{"kind", "line", "text", "fields"} per logical line, in input order.')
+    p.add_argument("file", nargs="?", default="-", metavar="FILE", help="upload log; '-' or nothing reads stdin")
+    p.add_argument("--kind", action="append", default=[], metavar="KIND", help="only events of KIND (repeatable)")
+    return p
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="espdiag rules", description="List the rules (id, cause, title, file), or with --test run "
+                "their inline examples like a test runner (exit 1 if one fails, 2 if a rule file is broken).")
+    p.add_argument("--test", action="store_true",
+                   help="run the examples: of the rules (built-in and --rules DIR, or only the given PATHs)")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="with --test: rule directories or files to test instead of the loaded rules")
+    p.add_argument("--verbose", "-v", action="store_true", help="with --test: list passing examples too")
+    _add_rules_option(p)
+    return p
+
+
+def _explain_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="espdiag explain", description="Explain a rule or a cause: what it means, which log "
+                "lines trigger it, the fixes and the docs.")
+    p.add_argument("id", metavar="RULE-OR-CAUSE", help="a rule id or a cause id (see 'espdiag rules')")
+    _add_rules_option(p)
+    return p
+
+
+def load_rules(dirs: Sequence[Path]) -> RuleSet:
+    from espdiag.rules import load_rules as load  # after argument parsing: --help and --version stay instant
+
+    return load(dirs)
+
+
 def _dispatch(argv: list[str]) -> int:
-    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
-    if command == "diagnose":
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "diagnose"
+    if argv and argv[0] in SUBCOMMANDS:
         argv = argv[1:]
+
+    if command == "check":
+        from espdiag.commands.check import check
+
+        a = _check_parser().parse_args(argv)
+        return check(a.files, load_rules(a.rules), a.format, a.fail_on)
+    if command == "events":
+        from espdiag.commands.events import events
+
+        a = _events_parser().parse_args(argv)
+        return events(a.file, frozenset(a.kind))
+    if command == "rules":
+        from espdiag.commands.rules import rules_command
+
+        a = _rules_parser().parse_args(argv)
+        return rules_command(load_rules(a.rules), a.test, a.paths, a.verbose)
+    if command == "explain":
+        from espdiag.commands.explain import explain
+
+        a = _explain_parser().parse_args(argv)
+        return explain(load_rules(a.rules), a.id)
     args = _diagnose_parser("espdiag").parse_args(argv)
     from espdiag.commands.diagnose import diagnose
-    from espdiag.rules import load_rules
 
     rules = load_rules(args.rules)
     return diagnose(args.files, rules, args.format, args.colour, args.verbose, args.exit_zero)

@@ -45,6 +45,18 @@ def write_reports(reports: list[Report], fmt: str, colour: str, verbose: bool, s
         from espdiag.render import json_out
 
         stream.write(json_out.render(reports))
+    elif fmt == "markdown":
+        from espdiag.render import markdown
+
+        stream.write(markdown.render(reports))
+    elif fmt == "github":
+        from espdiag.render import github
+
+        stream.write(github.render(reports))
+    elif fmt == "sarif":
+        from espdiag.render import sarif
+
+        stream.write(sarif.render(reports))
     else:
         from espdiag.render import text
 

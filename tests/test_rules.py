@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from espdiag.api import diagnose_text
+from espdiag import selftest
 from espdiag.errors import RuleErrors
-from espdiag.rules import TAXONOMY, RuleSet, builtin_rules_dir, load_file, load_rules
+from espdiag.rules import TAXONOMY, builtin_rules_dir, load_file, load_rules
 
 BUILTIN = load_rules()
 EXAMPLES = [(r, ex) for r in BUILTIN.rules for ex in r.examples]
@@ -17,10 +17,8 @@ EXAMPLES = [(r, ex) for r in BUILTIN.rules for ex in r.examples]
 @pytest.mark.parametrize(("rule", "example"), EXAMPLES,
                          ids=[f"{r.id}:{ex.line}:{'match' if ex.match else 'no_match'}" for r, ex in EXAMPLES])
 def test_rule_example(rule, example) -> None:
-    single = RuleSet([rule])
-    report = diagnose_text(example.log, rules=single)
-    fired = any(rule.id in c.rules for c in report.causes)
-    assert fired == example.match, f"{rule.path}:{example.line}: verdict={report.verdict}"
+    outcome = selftest.run_example(rule, example)  # the same check as 'espdiag rules --test'
+    assert outcome.passed, f"{outcome.where}: expected {outcome.expected}, verdict={outcome.verdict}"
 
 
 def test_every_cause_has_a_rule() -> None:

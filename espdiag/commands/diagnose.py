@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from espdiag.api import diagnose_stream
 from espdiag.errors import ExitCode, InputError
@@ -19,21 +21,30 @@ def read_reports(files: Sequence[str], rules: RuleSet) -> list[Report]:
         if name == "-":
             reports.append(diagnose_stream(sys.stdin.buffer, "<stdin>", rules))
             continue
-        path = Path(name)
-        if path.is_dir():
-            raise InputError(f"{name}: is a directory, not a log file")
-        try:
-            with path.open("rb") as f:
-                reports.append(diagnose_stream(f, name, rules))
-        except FileNotFoundError:
-            raise InputError(f"{name}: no such file") from None
-        except PermissionError:
-            raise InputError(f"{name}: permission denied") from None
-        except IsADirectoryError:
-            raise InputError(f"{name}: is a directory, not a log file") from None
-        except OSError as e:
-            raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
+        with open_input(name) as f:
+            reports.append(diagnose_stream(f, name, rules))
     return reports
+
+
+@contextlib.contextmanager
+def open_input(name: str) -> Iterator[BinaryIO]:
+    """Open a log file; every way that can fail becomes a one-line InputError."""
+    path = Path(name)
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory, not a log file")
+    try:
+        with path.open("rb") as f:
+            yield f
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a log file") from None
+    except BrokenPipeError:
+        raise  # our reader went away (espdiag events x.log | head): not a problem with the input
+    except OSError as e:
+        raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
 
 
 def diagnose(files: Sequence[str], rules: RuleSet, fmt: str, colour: str, verbose: bool, exit_zero: bool) -> int:

@@ -2,3 +2,5 @@
 
 from __future__ import annotations
 
+# every --format value; "auto" picks rich on a terminal, text otherwise (espdiag/output.py)
+FORMATS = ("auto", "rich", "text", "json", "markdown", "github", "sarif")

@@ -29,6 +29,9 @@ def _setup(report: Report) -> str:
     return ", ".join(bits)
 
 
+setup_line = _setup  # "tool version, env, chip, port, os, baud, reset": shared with the other formats
+
+
 def layout(report: Report, verbose: bool = False) -> Iterator[Segment]:
     verdict_style = {"failure": "danger", "success": "success"}.get(report.verdict, "warning")
     yield "heading", f"{report.source}: "

@@ -1,0 +1,68 @@
+"""``espdiag check FILE...``: non-interactive verdicts for CI and pre-commit.
+
+One line per file (``path: verdict top-cause (confidence)``). A file *fails the check* when
+
+* the upload failed — whatever the cause: when no cause reaches ``--fail-on`` the line says
+  ``unexplained``, and it still fails because the upload did; or
+* the log did not fail (success or no upload result) but a cause reaches ``--fail-on`` (boot output
+  showing a brownout or a strapping problem, a chip left in download mode after flashing).
+
+Exit 1 if any file fails the check, 0 otherwise, 2 if a file cannot be read (every file is still
+checked; the unreadable ones are reported on stderr).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from espdiag.commands.diagnose import read_reports
+from espdiag.errors import ExitCode, InputError
+from espdiag.output import prepare_stdout, write_reports
+from espdiag.report import Report
+from espdiag.rules import RuleSet
+
+DEFAULT_FAIL_ON = 0.5
+FORMATS = ("line", "github", "sarif", "json", "markdown", "text")
+
+
+def fails(report: Report, fail_on: float) -> bool:
+    top = report.causes[0].confidence if report.causes else 0.0
+    return report.verdict == "failure" or top >= fail_on
+
+
+def line(report: Report, fail_on: float) -> str:
+    confident = [c for c in report.causes if c.confidence >= fail_on]
+    if confident:
+        top = confident[0]
+        return f"{report.source}: {report.verdict} {top.id} ({top.confidence:.2f})"
+    if report.verdict == "failure":
+        guess = f" (best guess {report.causes[0].id} {report.causes[0].confidence:.2f})" if report.causes else ""
+        return f"{report.source}: failure unexplained{guess}"
+    return f"{report.source}: {report.verdict}"
+
+
+def check(files: Sequence[str], rules: RuleSet, fmt: str = "line", fail_on: float = DEFAULT_FAIL_ON,
+          err: TextIO | None = None) -> int:
+    err = err or sys.stderr
+    reports: list[Report] = []
+    unreadable = 0
+    for name in files:
+        try:
+            reports.extend(read_reports([name], rules))
+        except InputError as e:
+            print(f"espdiag: {e}", file=err)
+            unreadable += 1
+    out = prepare_stdout()
+    if fmt in ("line", "github"):
+        if fmt == "github":
+            write_reports(reports, "github", "never", False, out)
+        for report in reports:
+            out.write(line(report, fail_on) + "\n")
+        out.flush()
+    elif reports:
+        write_reports(reports, fmt, "never", False, out)
+    if unreadable:
+        return ExitCode.USAGE
+    return ExitCode.FAILURE if any(fails(r, fail_on) for r in reports) else ExitCode.OK

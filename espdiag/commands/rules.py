@@ -1,0 +1,72 @@
+"""``espdiag rules``: list the loaded rules; ``espdiag rules --test [PATH...]`` runs their examples.
+
+``--test`` without a path tests the loaded rules (built-in plus ``--rules DIR``); with paths (rule
+directories or single rule files) it tests only those, which is what a rule author and the
+``espdiag-rules`` pre-commit hook want. Output reads like a test runner; the last line is
+``N passed, M failed``; exit 1 when an example fails, 2 when a rule file is broken.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from espdiag import selftest
+from espdiag.errors import EspdiagError, ExitCode
+from espdiag.output import prepare_stdout
+from espdiag.rules import RuleSet
+
+
+def display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def list_rules(rules: RuleSet, out: TextIO | None = None) -> int:
+    out = out or prepare_stdout()
+    rows = sorted(rules.rules, key=lambda r: (r.cause, r.id))
+    id_w = max((len(r.id) for r in rows), default=2)
+    cause_w = max((len(r.cause) for r in rows), default=5)
+    out.write(f"{'id':<{id_w}}  {'cause':<{cause_w}}  title  (file)\n")
+    for r in rows:
+        out.write(f"{r.id:<{id_w}}  {r.cause:<{cause_w}}  {r.title}  ({display_path(r.path)})\n")
+    out.write(f"{len(rows)} rules\n")
+    out.flush()
+    return ExitCode.OK
+
+
+def test_rules(rules: RuleSet, paths: Sequence[Path] = (), verbose: bool = False, out: TextIO | None = None) -> int:
+    out = out or prepare_stdout()
+    if paths:
+        rules = selftest.load_paths(paths)
+    passed = failed = 0
+    for outcome in selftest.run(rules.rules):
+        where = f"{display_path(outcome.rule.path)}:{outcome.example.line}"
+        if outcome.passed:
+            passed += 1
+            if verbose:
+                out.write(f"PASS {where} {outcome.rule.id} {outcome.expected}\n")
+            continue
+        failed += 1
+        did = "did not fire" if outcome.example.match else "fired"
+        out.write(f"FAIL {where} {outcome.rule.id}: expected {outcome.expected}, but the rule {did} "
+                  f"(log verdict: {outcome.verdict})\n")
+    no_examples = [r.id for r in rules.rules if not r.examples]
+    if no_examples:
+        out.write(f"note: {len(no_examples)} rule(s) without examples: {', '.join(no_examples)}\n")
+    out.write(f"{passed} passed, {failed} failed\n")
+    out.flush()
+    return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+def rules_command(rules: RuleSet, test: bool, paths: Sequence[Path] = (), verbose: bool = False) -> int:
+    if test:
+        return test_rules(rules, paths, verbose)
+    if paths:
+        raise EspdiagError("rule paths are only taken with --test (use --rules DIR to add rules to the list)")
+    return list_rules(rules)
