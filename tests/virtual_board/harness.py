@@ -293,6 +293,34 @@ def run_write_flash(
         return run_esptool(args, fault, chip, timeout, version=version, cwd=d, **kwargs)  # type: ignore[arg-type]
 
 
+@dataclass
+class StagedRun:
+    """An esptool write ready to run against a live board: run ``argv`` with ``env`` in ``cwd``."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    board: VirtualBoard
+
+
+@contextlib.contextmanager
+def staged_write_flash(
+    version: str, fault: str | Fault, chip: str, *, no_stub: bool = False, python: str | None = None
+) -> Iterator[StagedRun]:
+    """Like :func:`run_write_flash` for a board fault, but the caller runs esptool itself.
+
+    For wrapping esptool in another program (``espdiag run -- <argv>``): the
+    board is up and ``app.bin`` is in ``cwd`` while the context is open.
+    """
+    if not is_installed(version):
+        raise FileNotFoundError(f"esptool {version} is not installed in {esptool_dir(version)}")
+    name = fault.value if isinstance(fault, Fault) else str(fault)
+    with _image_dir() as d, VirtualBoard(chip, name) as board:
+        make_test_image(d / "app.bin")
+        args = _insert_port(write_flash_args(version, chip, "app.bin", no_stub=no_stub), board.url)
+        yield StagedRun(_esptool_argv(python or sys.executable, args, True), _env(version), d, board)
+
+
 @contextlib.contextmanager
 def _image_dir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="vboard-img-"))
