@@ -4,6 +4,7 @@ and how far the attempt got. Rules test these as ``context:`` conditions; fixes 
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping
@@ -84,6 +85,17 @@ def _set_port(ctx: Context, port: str) -> None:
         ctx["port_kind"] = "uart"
     elif low.startswith(("rfc2217://", "socket://")):
         ctx["port_kind"] = "network"
+    elif low == "webserial":
+        ctx["port_kind"] = "webserial"
+
+
+@functools.lru_cache(maxsize=256)
+def _words(cmd: str) -> tuple[str, ...]:
+    """The words of a command line (shlex is slow and a retry loop repeats the same command)."""
+    try:
+        return tuple(shlex.split(cmd, posix=False))
+    except ValueError:
+        return tuple(cmd.split())
 
 
 def apply_command(ctx: Context, cmd: str) -> None:
@@ -94,10 +106,7 @@ def apply_command(ctx: Context, cmd: str) -> None:
             break
     if "esptool.exe" in low or re.search(r"esptool(?:\.exe)?\s+-v*c[dbpaf]", low) or " -cd " in low:
         ctx["tool"] = "esptool-ck"
-    try:
-        words = shlex.split(cmd, posix=False)
-    except ValueError:
-        words = cmd.split()
+    words = list(_words(cmd))
     for i, word in enumerate(words):
         name, eq, value = word.partition("=")
         key = _OPTIONS.get(name)
@@ -163,6 +172,8 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
         apply_command(ctx, text)
     elif kind in ("serial_port", "pio_port_search", "port_error") and "port" in fields:
         _set_port(ctx, str(fields["port"]))
+        if "vendorid 0x303a" in text.lower():
+            ctx["port_kind"] = "espressif-usb"  # the chip's own USB-Serial/JTAG (Web Serial shows the VID)
     elif kind == "ck_setting":
         name, value = str(fields.get("name")), str(fields.get("value", ""))
         ctx["tool"] = "esptool-ck"
@@ -189,6 +200,8 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
         if "nodemcu" in board.lower():
             ctx.setdefault("board_style", "nodemcu")
     elif kind in ("chip_detect", "chip_is", "connected"):
+        if "Secure Download Mode" in text:
+            ctx["secure_download_mode"] = True
         if "port" in fields:
             _set_port(ctx, str(fields["port"]))
         family = chip_family(str(fields.get("chip", "")))
@@ -235,7 +248,10 @@ def finish(ctx: Context) -> Context:
     if "chip" not in ctx and "chip_option" in ctx:
         ctx["chip"] = ctx["chip_option"]
     chip = str(ctx.get("chip", ""))
-    ctx["native_usb"] = bool(ctx.get("port_kind") == "cdc" and chip in NATIVE_USB_CHIPS)
+    kind = ctx.get("port_kind")
+    ctx["native_usb"] = bool((kind == "cdc" and chip in NATIVE_USB_CHIPS) or kind == "espressif-usb")
+    # a native-USB-capable chip on a port we know nothing about may well be on its own USB
+    ctx["native_usb_possible"] = bool(ctx["native_usb"] or (chip in NATIVE_USB_CHIPS and kind in (None, "webserial")))
     if "env" not in ctx and "tool" in ctx:
         ctx["env"] = "esptool" if ctx["tool"] in ("esptool.py", "esptool") else str(ctx["tool"])
     return ctx

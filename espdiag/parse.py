@@ -105,6 +105,8 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "PORT_PROBLEM_TEXT": ("reason", str.strip),
     "BARE_EXCEPTION": ("exception", str.strip),
     "CK_NO_REPLY": ("reply", str.strip),
+    "PORT_FAILED": ("port", lambda t: t.rsplit(" failed to connect:", 1)[0].strip()),
+    "WEB_SERIAL": ("port", lambda t: "WebSerial"),
 }
 _SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX"}
 
@@ -124,6 +126,7 @@ def _fields(tree: Tree[Token]) -> dict[str, FieldValue]:
 
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+_FRACTION = re.compile(r"\]\s+(\d+)/(\d+)\s")
 # "Invalid head of packet (0x1B)" (v2.5+) or ('\x1b') / ('A') (v2.0-2.3): the byte that arrived
 _HEAD_BYTE = re.compile(r"packet \((?:(0x[0-9a-fA-F]{1,2})|'(\\x[0-9a-fA-F]{2}|\\[rnt]|.)')\)")
 
@@ -143,6 +146,10 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
         m = _PERCENT.search(text)
         if m:
             fields["percent"] = round(float(m.group(1)))
+        else:
+            m = _FRACTION.search(text)
+            if m and int(m.group(2)):
+                fields["percent"] = round(100 * int(m.group(1)) / int(m.group(2)))
     elif kind == "invalid_head":
         m = _HEAD_BYTE.search(text)
         if m:

@@ -18,11 +18,14 @@ KEEP = 12  # events kept at each end, per kind
 MAX_DISTINCT = 10_000  # distinct line texts counted per attempt
 
 
+Kept = tuple[int, str, Mapping[str, FieldValue]]  # (line, text, fields): an Event made only when asked for
+
+
 @dataclass
 class _KindStore:
     count: int = 0
-    first: list[Event] = field(default_factory=list)
-    last: deque[Event] = field(default_factory=lambda: deque(maxlen=KEEP))
+    first: list[Kept] = field(default_factory=list)
+    last: deque[Kept] = field(default_factory=lambda: deque(maxlen=KEEP))
 
 
 @dataclass
@@ -40,22 +43,25 @@ class Session:
     _events: list[Event] | None = None
 
     def add(self, event: Event) -> None:
-        store = self.kinds.get(event.kind)
+        self.keep(event.kind, event.line, event.text, event.fields)
+
+    def keep(self, kind: str, line: int, text: str, fields: Mapping[str, FieldValue]) -> None:
+        store = self.kinds.get(kind)
         if store is None:
-            store = self.kinds[event.kind] = _KindStore()
+            store = self.kinds[kind] = _KindStore()
         store.count += 1
         counts = self.text_counts
-        if event.text in counts:
-            counts[event.text] += 1
+        if text in counts:
+            counts[text] += 1
         elif len(counts) < MAX_DISTINCT:
-            counts[event.text] = 1
+            counts[text] = 1
         if len(store.first) < KEEP:
-            store.first.append(event)
+            store.first.append((line, text, fields))
         else:
-            store.last.append(event)
+            store.last.append((line, text, fields))
         if not self.first_line:
-            self.first_line = event.line
-        self.last_line = event.line
+            self.first_line = line
+        self.last_line = line
         self._events = None
 
     def count(self, kind: str) -> int:
@@ -66,9 +72,9 @@ class Session:
         """The kept events in line order."""
         if self._events is None:
             out: list[Event] = []
-            for store in self.kinds.values():
-                out.extend(store.first)
-                out.extend(store.last)
+            for kind, store in self.kinds.items():
+                out.extend(Event(kind, line, text, fields) for line, text, fields in store.first)
+                out.extend(Event(kind, line, text, fields) for line, text, fields in store.last)
             out.sort(key=lambda e: e.line)
             self._events = out
         return self._events
@@ -104,15 +110,14 @@ class Tracker:
         if info.role == "start" and session.progressed:
             self._close()
             session = self.current
-        event = Event(kind, line, text, fields)
-        session.add(event)
+        session.keep(kind, line, text, fields)
         if info.role in ("info", "start"):
             ctxmod.update(session.context, kind, fields, text)
         elif info.role != "other":
             session.progressed = True
             if info.role == "failure":
                 session.failure_seen = line
-            elif kind in _WEAK_SUCCESS:
+            elif kind in _WEAK_SUCCESS or (kind == "writing" and _percent(fields) >= 100):
                 session.weak_success = True
             elif info.role == "success":
                 session.success_seen = line
@@ -158,7 +163,13 @@ class Tracker:
         return session
 
 
-_WEAK_SUCCESS = {"wrapper_success"}
+# the data went through but nothing verified it (truncated pastes, --no-stub, v5 logs without "Leaving")
+_WEAK_SUCCESS = {"wrapper_success", "wrote", "hard_reset", "leaving"}
+
+
+def _percent(fields: Mapping[str, FieldValue]) -> int:
+    value = fields.get("percent", 0)
+    return value if isinstance(value, int) else 0
 _STICKY = {"os", "os_version", "env", "board", "board_style", "chip", "tool", "tool_version"}
 _CONTEXT_PROGRESS = {
     "chip_detect", "chip_is", "connected", "baud_change", "writing", "wrong_chip",
