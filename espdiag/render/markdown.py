@@ -96,8 +96,8 @@ def _report(report: Report) -> Iterator[str]:
     for rank, cause in enumerate(shown, 1):
         yield from _cause(rank, cause)
     if rest:
-        yield f"<details><summary>{len(rest)} less likely cause{'s' if len(rest) > 1 else ''}: "
-        yield prose(", ".join(f"{c.id} {c.confidence:.0%}" for c in rest)) + "</summary>"
+        listed = prose(", ".join(f"{c.id} {c.confidence:.0%}" for c in rest))
+        yield f"<details><summary>{len(rest)} less likely cause{'s' if len(rest) > 1 else ''}: {listed}</summary>"
         yield ""
         for rank, cause in enumerate(rest, SHOWN + 1):
             yield from _cause(rank, cause)
