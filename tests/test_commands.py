@@ -258,3 +258,13 @@ def test_explain_unknown_id_is_one_line(capsys, monkeypatch) -> None:
 def test_plain_file_argument_still_diagnoses(capsys, monkeypatch) -> None:
     code, out, _ = run([OK], capsys, monkeypatch)
     assert code == 0 and "SUCCESS" in out
+
+
+def test_annotated_rule_in_rules_readme_loads_and_passes(capsys, monkeypatch, tmp_path) -> None:
+    text = (Path(__file__).resolve().parent.parent / "rules" / "README.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```\n", 1)[0]
+    d = tmp_path / "my-rules"
+    d.mkdir()
+    (d / "port-locked-posix.yaml").write_text(block)
+    code, out, err = run(["rules", "--test", str(d)], capsys, monkeypatch)
+    assert (code, out, err) == (0, "2 passed, 0 failed\n", "")
