@@ -23,7 +23,7 @@ from espdiag.render import FORMATS
 if TYPE_CHECKING:
     from espdiag.rules import RuleSet
 
-SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain")
+SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain", "run")
 
 EPILOG = """\
 examples:
@@ -35,8 +35,10 @@ examples:
   espdiag events upload.log | grep -v '"other"'
   espdiag rules --test my-rules/
   espdiag explain boot-mode
+  espdiag run -- esptool.py write_flash 0x0 fw.bin
+  esptool.py write_flash 0x0 fw.bin 2>&1 | espdiag --passthrough
 
-commands: diagnose (the default), check, events, rules, explain; 'espdiag COMMAND --help' for each
+commands: diagnose (the default), check, events, rules, explain, run; 'espdiag COMMAND --help' for each
 
 exit codes: 0 success or nothing wrong found, 1 upload failure diagnosed,
             2 usage, input or rule-file error, 3 internal error, 130 interrupted
@@ -71,6 +73,8 @@ def _diagnose_parser(prog: str) -> argparse.ArgumentParser:
     _add_output_options(p)
     _add_rules_option(p)
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even when a failure is diagnosed")
+    p.add_argument("--passthrough", action="store_true",
+                   help="copy standard input to stdout as it arrives, then append the diagnosis")
     p.add_argument("--version", action="version", version=f"espdiag {__version__}")
     return p
 
@@ -189,6 +193,10 @@ def _dispatch(argv: list[str]) -> int:
 
         a = _rules_parser().parse_args(argv)
         return rules_command(load_rules(a.rules), a.test, a.paths, a.verbose)
+    if command == "run":
+        from espdiag.commands.run import run_main
+
+        return run_main(argv)
     if command == "explain":
         from espdiag.commands.explain import explain
 
@@ -198,6 +206,10 @@ def _dispatch(argv: list[str]) -> int:
     from espdiag.commands.diagnose import diagnose
 
     rules = load_rules(args.rules)
+    if args.passthrough:
+        from espdiag.commands.run import passthrough
+
+        return passthrough(args.files, rules, args.format, args.colour, args.verbose, args.exit_zero)
     return diagnose(args.files, rules, args.format, args.colour, args.verbose, args.exit_zero)
 
 

@@ -1,0 +1,1 @@
+esptool.py --port rfc2217://127.0.0.1:42923 --chip esp8266 --connect-attempts 2 write_flash --flash_size detect 0x10000 app.bin
