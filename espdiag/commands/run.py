@@ -120,6 +120,14 @@ class EchoReader:
             got += len(piece)
         return b"".join(parts)
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
     def drain(self) -> None:
         """Copy out the rest of the input without diagnosing it."""
         while self._chunk(CHUNK):
