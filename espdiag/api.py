@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from espdiag import engine, ranking
+from espdiag import engine, ranking, scanner
 from espdiag.events import Event, FieldValue
 from espdiag.normalise import normalise
 from espdiag.parse import Parsed, parse_line
@@ -56,19 +56,12 @@ def iter_events(stream: BinaryIO, name: str = "<stdin>") -> Iterator[Event]:
 
 
 def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
-    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
-    tracker = Tracker()
-    add = tracker.add
-    lines = 0
-    for number, items in parse_stream(stream, name):
-        lines = number
-        for text, kind, fields in items:
-            if kind == "other" and tracker.current.count("other") >= _KEEP_OTHER:
-                tracker.lines_other += 1  # prose and unknown lines: keep a few, count the rest
-                tracker.events_seen += 1
-                continue
-            add(number, kind, text, fields)
-    return tracker, lines
+    """Read, normalise and parse a whole log into a session tracker; return it and the line count.
+
+    The same result as feeding every event of :func:`parse_stream` to ``Tracker.add`` (keeping at
+    most ``_KEEP_OTHER`` unknown lines per attempt), computed a block at a time: see espdiag/scanner.py.
+    """
+    return scanner.scan(stream, name)
 
 
 def _parsed(parsed: Parsed) -> tuple[str, dict[str, FieldValue]]:

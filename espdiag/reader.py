@@ -13,7 +13,8 @@ from typing import BinaryIO
 
 from espdiag.errors import InputError
 
-CHUNK = 1 << 16
+CHUNK = 1 << 16  # what is sniffed for the encoding
+BLOCK = 1 << 20  # what is read and split at a time
 MAX_PHYSICAL = 1 << 16  # a longer line is read in pieces; only its first piece is parsed
 
 
@@ -49,6 +50,17 @@ def iter_lines(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, b
 
     Lines stay bytes so the caller can memoise per distinct line before paying for decoding.
     """
+    for first, lines in iter_batches(stream, name):
+        yield from enumerate(lines, first)
+
+
+def iter_batches(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, list[bytes]]]:
+    """Yield ``(number_of_first_line, lines)``: the physical lines of the log in order, in batches.
+
+    The same lines as :func:`iter_lines`, but split a whole block at a time (``bytes.split`` runs in
+    C), so a caller can process a block without a Python-level step per line. Memory stays bounded
+    by the block size whatever the size of the log.
+    """
     head = stream.read(CHUNK)
     encoding = sniff_encoding(head)
     if looks_binary(head, encoding):
@@ -61,55 +73,59 @@ def iter_lines(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, b
     yield from _split(head, stream)
 
 
-def _split(head: bytes, stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    number = 0
-    buf = head
+def _capped(lines: list[bytes]) -> list[bytes]:
+    if lines and max(map(len, lines)) > MAX_PHYSICAL:
+        return [line[:MAX_PHYSICAL] for line in lines]
+    return lines
+
+
+def _split(head: bytes, stream: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
+    number = 1  # number of the next line
+    rest = head
     read = stream.read
+    more = read(BLOCK)
     while True:
-        start = 0
-        while True:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                break
-            number += 1
-            yield number, buf[start : min(end, start + MAX_PHYSICAL)]
-            start = end + 1
-        rest = buf[start:]
-        more = read(CHUNK)
+        buf = rest + more if more else rest
+        cut = buf.rfind(b"\n")
+        if cut >= 0:
+            lines = _capped(buf[:cut].split(b"\n"))
+            yield number, lines
+            number += len(lines)
+            rest = buf[cut + 1 :]
+        else:
+            rest = buf
         if not more:
             if rest:
-                yield number + 1, rest[:MAX_PHYSICAL]
+                yield number, [rest[:MAX_PHYSICAL]]
             return
         if len(rest) > MAX_PHYSICAL:
             # a huge line with no newline yet: keep its head, skip its body until the newline
+            yield number, [rest[:MAX_PHYSICAL]]
             number += 1
-            yield number, rest[:MAX_PHYSICAL]
-            after = _after_newline(more, stream)
+            after = _after_newline(read(BLOCK), stream)
             if after is None:
                 return
-            buf = after
-            continue
-        buf = rest + more
+            rest = after
+        more = read(BLOCK)
 
 
 def _after_newline(more: bytes, stream: BinaryIO) -> bytes | None:
-    while True:
+    while more:
         i = more.find(b"\n")
         if i >= 0:
             return more[i + 1 :]
-        more = stream.read(CHUNK)
-        if not more:
-            return None
+        more = stream.read(BLOCK)
+    return None
 
 
-def _transcoded(head: bytes, stream: BinaryIO, encoding: str) -> Iterator[tuple[int, bytes]]:
+def _transcoded(head: bytes, stream: BinaryIO, encoding: str) -> Iterator[tuple[int, list[bytes]]]:
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
 
     def chunks() -> Iterator[bytes]:
         data = head
         while data:
             yield decoder.decode(data).encode("utf-8", "surrogatepass")
-            data = stream.read(CHUNK)
+            data = stream.read(BLOCK)
         yield decoder.decode(b"", final=True).encode("utf-8", "surrogatepass")
 
     gen = chunks()

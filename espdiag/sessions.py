@@ -111,18 +111,17 @@ class Tracker:
             self._close()
             session = self.current
         session.keep(kind, line, text, fields)
-        if info.role in ("info", "start"):
-            ctxmod.update(session.context, kind, fields, text)
-        elif info.role != "other":
+        bits = effect(kind, fields)
+        if bits:
             session.progressed = True
-            if info.role == "failure":
+            if bits & FAILURE:
                 session.failure_seen = line
-            elif kind in _WEAK_SUCCESS or (kind == "writing" and _percent(fields) >= 100):
+            elif bits & WEAK:
                 session.weak_success = True
-            elif info.role == "success":
+            elif bits & SUCCESS:
                 session.success_seen = line
-            if kind in _CONTEXT_PROGRESS:
-                ctxmod.update(session.context, kind, fields, text)
+        if updates_context(kind):
+            ctxmod.update(session.context, kind, fields, text)
 
     def _close(self) -> None:
         done = self.current
@@ -165,6 +164,31 @@ class Tracker:
 
 # the data went through but nothing verified it (truncated pastes, --no-stub, v5 logs without "Leaving")
 _WEAK_SUCCESS = {"wrapper_success", "wrote", "hard_reset", "leaving"}
+
+
+PROGRESSED, FAILURE, SUCCESS, WEAK = 1, 2, 4, 8
+
+
+def effect(kind: str, fields: Mapping[str, FieldValue]) -> int:
+    """How one event moves its attempt's verdict, as bits: PROGRESSED | one of FAILURE, WEAK, SUCCESS.
+
+    The one place that decides it: ``Tracker.add`` and the bulk path in scanner.py both use it.
+    """
+    role = KINDS[kind].role
+    if role in ("info", "start", "other"):
+        return 0
+    if role == "failure":
+        return PROGRESSED | FAILURE
+    if kind in _WEAK_SUCCESS or (kind == "writing" and _percent(fields) >= 100):
+        return PROGRESSED | WEAK
+    if role == "success":
+        return PROGRESSED | SUCCESS
+    return PROGRESSED
+
+
+def updates_context(kind: str) -> bool:
+    """Whether ``Tracker.add`` folds an event of this kind into the attempt's context."""
+    return KINDS[kind].role in ("info", "start") or kind in _CONTEXT_PROGRESS
 
 
 def _percent(fields: Mapping[str, FieldValue]) -> int:

@@ -1,0 +1,377 @@
+"""The fast path from a log's bytes to a session tracker: block at a time, not line at a time.
+
+``scan`` gives exactly the result of feeding every logical line to :meth:`Tracker.add` in order (the
+reference loop in ``tests/test_scan_equivalence.py``), but it does almost no Python-level work per
+line on a big log:
+
+* the reader splits a whole block into lines in C; each distinct physical line is decoded,
+  normalised and parsed once (``_Line``, memoised on its raw bytes);
+* lines that can change which attempt is current (``start`` events, lines holding several logical
+  lines) go through ``Tracker.add``; every other stretch of lines (a *run*) is folded in bulk: a
+  C-level ``Counter`` gives the exact counts, ``list.index`` finds the few events an attempt keeps
+  (the first and last ``KEEP`` of each kind), and only those become ``Event`` objects;
+* context updates happen in line order for the events that ``Tracker.add`` folds into the context
+  (they only depend on each other, not on what the attempt keeps).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from operator import attrgetter
+from typing import BinaryIO
+
+from espdiag import context as ctxmod
+from espdiag.events import KINDS, FieldValue
+from espdiag.normalise import normalise
+from espdiag.parse import parse_line
+from espdiag.reader import iter_batches
+from espdiag.sessions import (
+    FAILURE,
+    KEEP,
+    MAX_DISTINCT,
+    SUCCESS,
+    WEAK,
+    Session,
+    Tracker,
+    _KindStore,
+    effect,
+    updates_context,
+)
+
+KEEP_OTHER = 24  # unknown lines kept per attempt; the rest are only counted
+CACHE_LINES = 50_000  # distinct physical lines remembered ...
+CACHE_BYTES = 8 << 20  # ... and their total size, so memory stays bounded on logs of unique lines
+MIN_RUN = 12  # shorter runs go line by line: the bulk set-up costs more than it saves
+MEMO_RUN = 4096  # longer runs are planned afresh (their set-up cost is spread over many lines)
+MEMO_PLANS = 4096  # plans remembered ...
+MEMO_REFS = 1 << 20  # ... holding at most this many line references in their keys
+
+HOT, PLAIN, CTX = 0, 1, 2  # how a line is fed: through Tracker.add, in bulk, in bulk + a context update
+
+Item = tuple[str, str, dict[str, FieldValue]]  # (text, kind, fields) of one logical line
+
+
+class _Line:
+    """One distinct physical line, parsed; shared by every occurrence (compared by identity)."""
+
+    __slots__ = ("effect", "fields", "flag", "items", "kind", "role", "text")
+
+    def __init__(self, items: tuple[Item, ...]) -> None:
+        self.items = items
+        self.kind = ""  # "" for a blank line: no event at all
+        self.text = ""
+        self.fields: dict[str, FieldValue] = {}
+        self.role = ""
+        self.effect = 0
+        if len(items) > 1:
+            self.flag = HOT
+            return
+        self.flag = PLAIN
+        if items:
+            self.text, self.kind, self.fields = items[0]
+            self.role = KINDS[self.kind].role
+            if self.role == "start":
+                self.flag = HOT
+            elif updates_context(self.kind):
+                self.flag = CTX  # Tracker.add folds these into the context, in line order
+            self.effect = effect(self.kind, self.fields)
+
+
+_FLAG = attrgetter("flag")
+_BLANK = _Line(())
+
+
+def parse_raw(raw: bytes) -> tuple[Item, ...]:
+    """Decode, normalise and parse one physical line into its logical lines."""
+    return tuple((t, *_kind_fields(t)) for t in normalise(raw.decode("utf-8", "replace")))
+
+
+def _kind_fields(text: str) -> tuple[str, dict[str, FieldValue]]:
+    kind, fields = parse_line(text)
+    return kind, dict(fields)
+
+
+class Scanner:
+    def __init__(self) -> None:
+        self.tracker = Tracker()
+        self.lines = 0
+        self._cache: dict[bytes, _Line] = {b"": _BLANK}
+        self._cache_bytes = 0
+        self._plans: dict[object, _Plan] = {}
+        self._plan_refs = 0
+        self._contexts: dict[object, tuple[tuple[str, FieldValue], ...]] = {}
+
+    # ------------------------------------------------------------------------- distinct lines
+    def _records(self, lines: list[bytes]) -> list[_Line]:
+        cache = self._cache
+        new = set(lines)
+        new.difference_update(cache.keys())
+        if new:
+            size = sum(map(len, new))
+            if len(cache) + len(new) > CACHE_LINES or self._cache_bytes + size > CACHE_BYTES:
+                cache.clear()
+                cache[b""] = _BLANK
+                self._cache_bytes = 0
+                new = set(lines)
+                new.discard(b"")
+                size = sum(map(len, new))
+            self._cache_bytes += size
+            for raw in new:
+                cache[raw] = _Line(parse_raw(raw))
+        return list(map(cache.__getitem__, lines))
+
+    # ------------------------------------------------------------------------- feeding
+    def feed(self, first: int, lines: list[bytes]) -> None:
+        """Feed one batch of physical lines; ``first`` is the number of ``lines[0]``."""
+        if not lines:
+            return
+        recs = self._records(lines)
+        self.lines = first + len(lines) - 1
+        flags = bytes(map(_FLAG, recs))
+        n = len(recs)
+        i = 0
+        while i < n:
+            j = flags.find(b"\x00", i)
+            if j < 0:
+                j = n
+            if j - i >= MIN_RUN:
+                self._bulk(recs[i:j], flags, i, first + i)
+            else:
+                for k in range(i, j):
+                    self._one(recs[k], first + k)
+            if j < n:
+                self._one(recs[j], first + j)
+            i = j + 1
+
+    def _one(self, rec: _Line, line: int) -> None:
+        """The reference step: exactly what the line-by-line loop does."""
+        tracker = self.tracker
+        for text, kind, fields in rec.items:
+            if kind == "other" and tracker.current.count("other") >= KEEP_OTHER:
+                tracker.lines_other += 1  # prose and unknown lines: keep a few, count the rest
+                tracker.events_seen += 1
+                continue
+            tracker.add(line, kind, text, fields)
+
+    def _bulk(self, seg: list[_Line], flags: bytes, offset: int, base: int) -> None:
+        """Fold a run of lines with no ``start`` event and one logical line (or none) each.
+
+        ``seg`` is ``recs[offset:offset + len(seg)]``; its first line is line number ``base``. A retry
+        loop repeats the same runs, so the plan for a run is memoised on the run and on the little of
+        the attempt's state it depends on (how full each kind's store is, how many unknown lines are kept).
+        """
+        session = self.tracker.current
+        end = offset + len(seg)
+        if flags.find(b"\x02", offset, end) >= 0:
+            self._context(seg, flags, offset, end, session.context)
+        kinds = session.kinds
+        other = kinds.get("other")
+        sig = (tuple([(k, len(st.first)) for k, st in kinds.items()]), other.count if other else 0)
+        key = None
+        if len(seg) <= MEMO_RUN:
+            key = (tuple(seg), sig)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = _plan(seg, session)
+                if len(self._plans) >= MEMO_PLANS or self._plan_refs > MEMO_REFS:
+                    self._plans.clear()
+                    self._plan_refs = 0
+                self._plans[key] = plan
+                self._plan_refs += len(seg)
+        else:
+            plan = _plan(seg, session)
+        _apply(plan, self.tracker, session, base)
+
+    def _context(self, seg: list[_Line], flags: bytes, offset: int, end: int, ctx: ctxmod.Context) -> None:
+        """Fold the run's context events into the context, in line order (memoised: update is pure)."""
+        recs = []
+        j = flags.find(b"\x02", offset, end)
+        while j >= 0:
+            recs.append(seg[j - offset])
+            j = flags.find(b"\x02", j + 1, end)
+        try:
+            key = (tuple(recs), tuple(ctx.items()))
+            done = self._contexts.get(key)
+        except TypeError:  # pragma: no cover - a context value that cannot be hashed
+            key, done = None, None
+        if done is None:
+            update = ctxmod.update
+            for rec in recs:
+                update(ctx, rec.kind, rec.fields, rec.text)
+            if key is not None:
+                if len(self._contexts) >= MEMO_PLANS:
+                    self._contexts.clear()
+                self._contexts[key] = tuple(ctx.items())
+        else:
+            ctx.clear()
+            ctx.update(done)
+
+
+Entry = tuple[int, str, dict[str, FieldValue]]  # (position in the run, text, fields)
+
+
+class _Plan:
+    """What folding one run does to an attempt, with positions relative to the run's first line."""
+
+    __slots__ = ("events", "failure", "first", "kinds", "last", "others", "progressed", "success", "texts", "weak")
+
+    def __init__(self) -> None:
+        self.events = 0  # logical lines seen
+        self.others = 0  # of which unknown
+        self.kinds: list[tuple[str, int, list[Entry], list[Entry]]] = []  # kind, events kept, first, last
+        self.texts: list[tuple[str, int]] = []  # text and occurrences kept, in order of first occurrence
+        self.first = -1
+        self.last = -1
+        self.failure = -1
+        self.success = -1
+        self.progressed = False
+        self.weak = False
+
+
+def _plan(seg: list[_Line], session: Session) -> _Plan:
+    plan = _Plan()
+    counts = Counter(seg)
+    rev: list[_Line] | None = None
+    by_kind: dict[str, list[_Line]] = {}
+    other_recs: list[_Line] = []
+    for rec, n in counts.items():
+        if not rec.kind:
+            continue  # blank after normalising
+        plan.events += n
+        if rec.kind == "other":
+            other_recs.append(rec)
+        else:
+            by_kind.setdefault(rec.kind, []).append(rec)
+
+    def firsts(rec: _Line, m: int) -> list[int]:
+        out = []
+        pos = -1
+        index = seg.index
+        for _ in range(m):
+            pos = index(rec, pos + 1)
+            out.append(pos)
+        return out
+
+    def lasts(rec: _Line, m: int) -> list[int]:
+        nonlocal rev
+        if rev is None:
+            rev = seg[::-1]
+        out = []
+        pos = -1
+        index = rev.index
+        top = len(seg) - 1
+        for _ in range(m):
+            pos = index(rec, pos + 1)
+            out.append(top - pos)
+        return out
+
+    texts: list[tuple[int, str, int]] = []  # (first position, text, occurrences kept)
+    stored: list[tuple[str, int, list[int], list[int]]] = []  # kind, events kept, first, last positions
+    if other_recs:
+        plan.others = sum(counts[r] for r in other_recs)
+        store = session.kinds.get("other")
+        room = KEEP_OTHER - (store.count if store else 0)
+        if room > 0:
+            owner: dict[int, _Line] = {}
+            for rec in other_recs:
+                owner.update(dict.fromkeys(firsts(rec, min(room, counts[rec])), rec))
+            kept = sorted(owner)[:room]
+            seen: dict[_Line, list[int]] = {}
+            for pos in kept:
+                seen.setdefault(owner[pos], []).append(pos)
+            texts.extend((got[0], rec.text, len(got)) for rec, got in seen.items())
+            cut = max(KEEP - (len(store.first) if store else 0), 0)
+            stored.append(("other", len(kept), kept[:cut], kept[cut:][-KEEP:]))
+    for kind, recs in by_kind.items():
+        store = session.kinds.get(kind)
+        need = KEEP - (len(store.first) if store else 0)
+        total = 0
+        head: list[int] = []
+        tail: list[int] = []
+        for rec in recs:
+            n = counts[rec]
+            total += n
+            got = firsts(rec, min(max(need, 1), n))
+            texts.append((got[0], rec.text, n))
+            if need > 0:
+                head.extend(got)
+            back = lasts(rec, min(KEEP, n))
+            tail.extend(back)
+            bits = rec.effect
+            if bits:
+                plan.progressed = True
+                if bits & FAILURE:
+                    plan.failure = max(plan.failure, back[0])
+                elif bits & WEAK:
+                    plan.weak = True
+                elif bits & SUCCESS:
+                    plan.success = max(plan.success, back[0])
+        head.sort()
+        head = head[: max(need, 0)]
+        taken = set(head)
+        tail = sorted(p for p in set(tail) if p not in taken)[-KEEP:]
+        stored.append((kind, total, head, tail))
+    for kind, total, head, tail in stored:
+        entries_head = [(p, seg[p].text, seg[p].fields) for p in head]
+        entries_tail = [(p, seg[p].text, seg[p].fields) for p in tail]
+        plan.kinds.append((kind, total, entries_head, entries_tail))
+        hi = max(tail[-1] if tail else -1, head[-1] if head else -1)
+        if hi < 0:
+            continue
+        lo = head[0] if head else tail[0]
+        plan.last = max(plan.last, hi)
+        plan.first = lo if plan.first < 0 else min(plan.first, lo)
+    texts.sort(key=lambda t: t[0])
+    plan.texts = [(text, n) for _, text, n in texts]
+    return plan
+
+
+def _apply(plan: _Plan, tracker: Tracker, session: Session, base: int) -> None:
+    tracker.events_seen += plan.events
+    tracker.lines_other += plan.others
+    kinds = session.kinds
+    for kind, total, head, tail in plan.kinds:
+        store = kinds.get(kind)
+        if store is None:
+            store = kinds[kind] = _KindStore()
+        store.count += total
+        if head:
+            store.first.extend([(base + p, text, fields) for p, text, fields in head])
+        if tail:
+            store.last.extend([(base + p, text, fields) for p, text, fields in tail])
+    text_counts = session.text_counts
+    for text, n in plan.texts:
+        if text in text_counts:
+            text_counts[text] += n
+        elif len(text_counts) < MAX_DISTINCT:
+            text_counts[text] = n
+    if plan.last < 0:
+        return
+    if not session.first_line:
+        session.first_line = base + plan.first
+    session.last_line = base + plan.last
+    session._events = None
+    if plan.progressed:
+        session.progressed = True
+    if plan.failure >= 0:
+        session.failure_seen = base + plan.failure
+    if plan.success >= 0:
+        session.success_seen = base + plan.success
+    if plan.weak:
+        session.weak_success = True
+
+
+def scan_batches(batches: Iterable[tuple[int, list[bytes]]]) -> tuple[Tracker, int]:
+    scanner = Scanner()
+    for first, lines in batches:
+        scanner.feed(first, lines)
+    return scanner.tracker, scanner.lines
+
+
+def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
+    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
+    return scan_batches(iter_batches(stream, name))
+
+
+__all__ = ["KEEP_OTHER", "Scanner", "Session", "parse_raw", "scan", "scan_batches"]
