@@ -163,8 +163,6 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
         tool = str(fields.get("tool", "esptool")).replace("esptool.js", "esptool-js")
         if fields.get("ck") or (tool == "esptool" and str(fields.get("version", "")).startswith("0.")):
             tool = "esptool-ck"
-        elif tool == "esptool":
-            tool = "esptool.py"  # esptool v5 dropped the ".py"; it is the same program
         ctx["tool"] = tool
         if "version" in fields:
             ctx["tool_version"] = str(fields["version"])

@@ -27,7 +27,7 @@ def ctx_of(log: str) -> dict:
         ('Arduino: 1.8.3 (Windows 7), Board: "NodeMCU 1.0 (ESP-12E Module), 80 MHz, 115200, 4M (3M SPIFFS)"',
          {"env": "arduino-ide", "os": "windows", "os_version": "7", "baud": 115200, "board_style": "nodemcu", "chip": "ESP8266"}),
         ("esptool v5.6.0\nSerial port /dev/ttyUSB0:\nConnected to ESP32-S3 on /dev/ttyUSB0:",
-         {"tool": "esptool.py", "tool_version": "5.6.0", "chip": "ESP32-S3", "port_kind": "usb-serial", "native_usb": False}),
+         {"tool": "esptool", "tool_version": "5.6.0", "chip": "ESP32-S3", "port_kind": "usb-serial", "native_usb": False}),
         ("Auto-detected: /dev/ttyUSB0\nUploading .pio/build/d1/firmware.bin\n*** [upload] Error 2", {"env": "platformio", "port": "/dev/ttyUSB0"}),
         ("esptool v0.4.13-1-gf80ae31 - (c) 2014 Ch. Klippel ck@atelier-klippel.de\nsetting board to ck\nsetting baudrate from 115200 to 921600\nsetting port from COM1 to COM21",
          {"tool": "esptool-ck", "reset_method": "ck", "baud": 921600, "port": "COM21"}),

@@ -52,11 +52,8 @@ EXPECTED: dict[str, tuple[str | None, tuple[str, ...]]] = {
 }
 
 # (version major, fault) -> why espdiag's answer differs (reported; rules are not changed here)
-KNOWN_WRONG: dict[tuple[int, str], str] = {
-    (4, "flash-id-ffffff"): "esptool 4.8.1 prints 'Failed to communicate with the flash chip' and "
-    "'Could not auto-detect Flash size (FlashID=0xffffff...)' as WARNINGs, then crashes with "
-    "TypeError in write_flash; espdiag ranks only tool-bug (python-crash rule), not flash-config",
-}
+# (fixed: esptool 4.8.1's flash-id crash traceback was read as a new attempt at "esptool._main()")
+KNOWN_WRONG: dict[tuple[int, str], str] = {}
 
 
 def _case(version: str, fault: str, chip: str, id_: str) -> object:
