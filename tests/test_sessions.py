@@ -44,8 +44,9 @@ def test_retry_loop_counts_stay_exact() -> None:
 
 
 def test_kept_events_are_bounded() -> None:
-    from espdiag.api import scan
     import io
+
+    from espdiag.api import scan
 
     tracker, _ = scan(io.BytesIO(("read 0, requested 1\n" * 10_000).encode()))
     session = tracker.current
