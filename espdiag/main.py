@@ -168,7 +168,7 @@ def _explain_parser() -> argparse.ArgumentParser:
 
 
 def load_rules(dirs: Sequence[Path]) -> RuleSet:
-    from espdiag.rules import load_rules as load  # after argument parsing: --help and --version stay instant
+    from espdiag.rulecache import load_rules as load  # after argument parsing: --help and --version stay instant
 
     return load(dirs)
 

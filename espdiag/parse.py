@@ -178,8 +178,24 @@ def parse_line(text: str) -> Parsed:
     return result
 
 
+@functools.cache
+def first_token() -> re.Pattern[str]:
+    """A regex of every terminal the grammar accepts as a line's first token, derived from its tables.
+
+    The contextual lexer only tries these at the start of a line; when none of them matches there,
+    the parse certainly fails, so ``_parse`` skips lark (a cheap pre-filter for prose and noise).
+    """
+    lark = parser()
+    table = lark.parser.parser.parser.parse_table
+    accepted = set(table.states[table.start_states["start"]])
+    patterns = [t.pattern.to_regexp() for t in lark.terminals if t.name in accepted]
+    return re.compile(r"[ \t]*(?:" + "|".join(f"(?:{p})" for p in patterns) + ")")
+
+
 def _parse(text: str) -> Parsed:
     lark = parser()  # outside the try: a broken grammar is a bug and must not read as "other"
+    if first_token().match(text) is None:
+        return OTHER
     try:
         tree = lark.parse(text)
     except LarkError:

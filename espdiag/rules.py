@@ -7,7 +7,9 @@ at the first. The rule format is documented in rules/README.md.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,79 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MAX_REGEX = 300
 # nested quantifiers such as (a+)+ or (a|aa)* can backtrack for ever on a long line
 _DANGEROUS = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
+_sre: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
+_REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT)}
+_UNBOUNDED_LIMIT = 2  # three greedy ".*" in one pattern already take seconds on a 1 KB line
+
+
+def regex_risk(pattern: str) -> str | None:
+    """Why a user regex could take very long on a 1 KB line (None when it cannot), from its parse tree.
+
+    Rejected: a repeat inside a repeat ((a+)+, (.*)*), alternatives that can start alike under a repeat
+    ((a|a)*, (a|ab)+), back-references, and more than two unbounded repeats in one pattern.
+    """
+    try:
+        tree = _sre.parse(pattern)
+    except Exception:  # invalid patterns are reported by re.compile
+        return None
+    unbounded = 0
+
+    def first_chars(seq: Any) -> set[Any] | None:
+        """Literal first characters of a branch, or None when it can start with a class or nothing."""
+        for op, av in seq:
+            if op == _sre.LITERAL:
+                return {chr(av).lower()}
+            if op == _sre.SUBPATTERN:
+                return first_chars(av[-1])
+            return None
+        return None
+
+    def walk(seq: Any, in_repeat: bool) -> str | None:
+        nonlocal unbounded
+        for op, av in seq:
+            if op in _REPEATS:
+                _lo, hi, sub = av
+                many = hi is _sre.MAXREPEAT or hi > 1
+                if hi is _sre.MAXREPEAT:
+                    unbounded += 1
+                if many and in_repeat:
+                    return "nests quantifiers and can backtrack catastrophically"
+                found = walk(sub, in_repeat or many)
+                if found:
+                    return found
+            elif op == _sre.BRANCH:
+                branches = av[1]
+                if in_repeat:
+                    starts = [first_chars(b) for b in branches]
+                    seen: set[Any] = set()
+                    for st in starts:
+                        if st is None or seen & st:
+                            return "repeats alternatives that can match the same text, which backtracks catastrophically"
+                        seen |= st
+                for b in branches:
+                    found = walk(b, in_repeat)
+                    if found:
+                        return found
+            elif op == _sre.SUBPATTERN:
+                found = walk(av[-1], in_repeat)
+                if found:
+                    return found
+            elif op in (_sre.GROUPREF, getattr(_sre, "GROUPREF_EXISTS", None)):
+                return "uses a back-reference, which can take exponential time"
+            elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+                found = walk(av[1], in_repeat)
+                if found:
+                    return found
+        return None
+
+    found = walk(tree, False)
+    if found:
+        return found
+    if unbounded > _UNBOUNDED_LIMIT:
+        return f"has {unbounded} unbounded repeats (*, +, {{n,}}); more than {_UNBOUNDED_LIMIT} can take seconds per line"
+    return None
+
+
 _RULE_KEYS = {"id", "cause", "title", "weight", "when", "adjust", "fixes", "docs", "examples", "explain", "verdict",
               "evidence"}
 _COND_KEYS = {"event", "where", "text", "min", "max", "after", "before", "evidence", "absent", "context",
@@ -214,10 +289,15 @@ class _Compiler:
             self.err(line, f"regex {value!r} nests quantifiers and can backtrack catastrophically")
             return None
         try:
-            return re.compile(value, re.IGNORECASE)
+            compiled = re.compile(value, re.IGNORECASE)
         except re.error as e:
             self.err(line, f"invalid regex {value!r}: {e}")
             return None
+        problem = regex_risk(value)
+        if problem:
+            self.err(line, f"regex {value!r} {problem}")
+            return None
+        return compiled
 
     def tests(self, spec: Any, line: int, what: str) -> tuple[Test, ...]:
         if not isinstance(spec, dict):

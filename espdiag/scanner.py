@@ -16,7 +16,7 @@ line on a big log:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from operator import attrgetter
 from typing import BinaryIO
@@ -230,8 +230,10 @@ class _Plan:
 
 
 def _plan(seg: list[_Line], session: Session) -> _Plan:
-    plan = _Plan()
     counts = Counter(seg)
+    if len(counts) * 6 > len(seg):
+        return _plan_by_walking(seg, session)  # few repeats: one pass is cheaper than searching
+    plan = _Plan()
     rev: list[_Line] | None = None
     by_kind: dict[str, list[_Line]] = {}
     other_recs: list[_Line] = []
@@ -324,6 +326,54 @@ def _plan(seg: list[_Line], session: Session) -> _Plan:
         plan.first = lo if plan.first < 0 else min(plan.first, lo)
     texts.sort(key=lambda t: t[0])
     plan.texts = [(text, n) for _, text, n in texts]
+    return plan
+
+
+def _plan_by_walking(seg: list[_Line], session: Session) -> _Plan:
+    """The same plan as :func:`_plan`, found by stepping through the run like ``Session.keep`` does."""
+    plan = _Plan()
+    store = session.kinds.get("other")
+    room = KEEP_OTHER - (store.count if store else 0)
+    filled = {k: len(st.first) for k, st in session.kinds.items()}
+    totals: dict[str, int] = {}
+    heads: dict[str, list[Entry]] = {}
+    tails: dict[str, deque[Entry]] = {}
+    texts: dict[str, int] = {}
+    for p, rec in enumerate(seg):
+        kind = rec.kind
+        if not kind:
+            continue
+        plan.events += 1
+        if kind == "other":
+            plan.others += 1
+            if room <= 0:
+                continue
+            room -= 1
+        totals[kind] = totals.get(kind, 0) + 1
+        texts[rec.text] = texts.get(rec.text, 0) + 1
+        entry = (p, rec.text, rec.fields)
+        if filled.get(kind, 0) < KEEP:
+            filled[kind] = filled.get(kind, 0) + 1
+            heads.setdefault(kind, []).append(entry)
+        else:
+            tail = tails.get(kind)
+            if tail is None:
+                tail = tails[kind] = deque(maxlen=KEEP)
+            tail.append(entry)
+        if plan.first < 0:
+            plan.first = p
+        plan.last = p
+        bits = rec.effect
+        if bits:
+            plan.progressed = True
+            if bits & FAILURE:
+                plan.failure = p
+            elif bits & WEAK:
+                plan.weak = True
+            elif bits & SUCCESS:
+                plan.success = p
+    plan.kinds = [(k, n, heads.get(k, []), list(tails.get(k, ()))) for k, n in totals.items()]
+    plan.texts = list(texts.items())
     return plan
 
 
