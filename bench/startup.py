@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _run import ESPDIAG, ROOT, machine  # noqa: E402
+from _run import ESPDIAG, ROOT, machine
 
 
 def wall(argv: list[str]) -> float:

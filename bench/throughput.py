@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _run import ESPDIAG, machine, run_child  # noqa: E402
-from biglog import write_log  # noqa: E402
+from _run import ESPDIAG, machine, run_child
+from biglog import write_log
 
 
 def plain_loop(path: Path) -> tuple[float, int]:
