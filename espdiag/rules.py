@@ -145,6 +145,11 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _suggest(word: object, choices: Iterable[str]) -> str:
+    hint = difflib.get_close_matches(str(word), sorted(choices), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def _line(obj: Any, key: str | None = None, default: int = 1) -> int:
     if isinstance(obj, LineDict):
         if key is not None and key in obj.key_lines:
@@ -274,8 +279,7 @@ class _Compiler:
     def unknown_keys(self, obj: dict[str, Any], allowed: set[str], what: str) -> None:
         for key in obj:
             if key not in allowed:
-                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                extra = _suggest(key, allowed)
                 self.err(_line(obj, key), f"unknown key {key!r} in {what}{extra}")
 
     def regex(self, value: Any, line: int) -> re.Pattern[str] | None:
@@ -309,8 +313,7 @@ class _Compiler:
             if isinstance(value, dict):
                 for op, operand in value.items():
                     if op not in _OPS:
-                        hint = difflib.get_close_matches(str(op), sorted(_OPS), n=1)
-                        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                        extra = _suggest(str(op), _OPS)
                         self.err(_line(value, op, kline), f"unknown operator {op!r}{extra}")
                         continue
                     if op in ("in", "not_in") and not isinstance(operand, list):
@@ -367,8 +370,7 @@ class _Compiler:
             return None
         for k in kinds:
             if k not in KINDS:
-                hint = difflib.get_close_matches(str(k), sorted(KINDS), n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                extra = _suggest(str(k), KINDS)
                 self.err(_line(spec, "event", line), f"unknown event kind {k!r}{extra}")
         tests = self.tests(spec["where"], _line(spec, "where", line), "where") if "where" in spec else ()
         text = self.regex(spec["text"], _line(spec, "text", line)) if "text" in spec else None
@@ -394,8 +396,7 @@ class _Compiler:
             self.err(_line(data, "id"), f"rule id {rule_id!r} must match {_ID.pattern}")
         cause = str(data.get("cause", ""))
         if cause and cause not in TAXONOMY:
-            hint = difflib.get_close_matches(cause, TAXONOMY, n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            extra = _suggest(cause, TAXONOMY)
             self.err(_line(data, "cause"), f"cause {cause!r} is not in the taxonomy{extra}")
         weight = data.get("weight", 0.5)
         if not isinstance(weight, (int, float)) or not 0 < weight <= 1:

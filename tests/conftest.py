@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -22,3 +23,19 @@ def rules():
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 pytest_plugins = ["virtual_board.fixtures"]
+
+
+
+class _Stdin:
+    def __init__(self, data: bytes) -> None:
+        self.buffer = io.BytesIO(data)
+
+
+def run_main(argv: list[str], capsys, monkeypatch, stdin: bytes = b"") -> tuple[int, str, str]:
+    """Run ``espdiag.main.main(argv)`` in-process with ``stdin``: (exit code, stdout, stderr)."""
+    from espdiag.main import main
+
+    monkeypatch.setattr(sys, "stdin", _Stdin(stdin))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 
 import pytest
 from conftest import SAMPLES
+from conftest import run_main as run
 
 from espdiag import __version__
-from espdiag.main import main
 
 FAIL_LOG = b"esptool.py v4.0\nSerial port /dev/ttyUSB0\nConnecting.....\n\nA fatal error occurred: Failed to connect to ESP32: Wrong boot mode detected (0x13)! The chip needs to be in download mode.\n"
-
-
-class _Stdin:
-    def __init__(self, data: bytes) -> None:
-        self.buffer = io.BytesIO(data)
-
-
-def run(argv: list[str], capsys, monkeypatch, stdin: bytes = b"") -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "stdin", _Stdin(stdin))
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_stdin_json(capsys, monkeypatch) -> None:

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import SAMPLES
+from conftest import run_main as run
 
 from espdiag.api import scan
-from espdiag.main import main
 
 FAIL = str(SAMPLES / "ck-cloud-read-zero.log")
 OK = str(SAMPLES / "esptool4-success.log")
 UNEXPLAINED = b"A fatal error occurred: the moon is in the wrong phase\n"
-
-
-class _Stdin:
-    def __init__(self, data: bytes) -> None:
-        self.buffer = io.BytesIO(data)
-
-
-def run(argv: list[str], capsys, monkeypatch, stdin: bytes = b"") -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "stdin", _Stdin(stdin))
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def usage(argv: list[str], capsys, monkeypatch) -> str:
