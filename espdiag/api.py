@@ -9,15 +9,12 @@ from typing import BinaryIO
 
 from espdiag import engine, ranking, scanner
 from espdiag.events import Event, FieldValue
-from espdiag.normalise import normalise
-from espdiag.parse import Parsed, parse_line
 from espdiag.reader import iter_lines
 from espdiag.report import Report
 from espdiag.rules import RuleSet, load_rules
 from espdiag.sessions import Session, Tracker
 
 _CACHE_LIMIT = 100_000  # distinct physical lines remembered per log
-_KEEP_OTHER = 24
 _default_rules: RuleSet | None = None
 
 
@@ -40,8 +37,7 @@ def parse_stream(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int,
     for number, raw in iter_lines(stream, name):
         items = cache.get(raw)
         if items is None:
-            text = raw.decode("utf-8", "replace")
-            items = tuple((t, *_parsed(parse_line(t))) for t in normalise(text))
+            items = scanner.parse_raw(raw)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[raw] = items
@@ -59,13 +55,9 @@ def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
     """Read, normalise and parse a whole log into a session tracker; return it and the line count.
 
     The same result as feeding every event of :func:`parse_stream` to ``Tracker.add`` (keeping at
-    most ``_KEEP_OTHER`` unknown lines per attempt), computed a block at a time: see espdiag/scanner.py.
+    most ``scanner.KEEP_OTHER`` unknown lines per attempt), computed a block at a time: see espdiag/scanner.py.
     """
     return scanner.scan(stream, name)
-
-
-def _parsed(parsed: Parsed) -> tuple[str, dict[str, FieldValue]]:
-    return parsed[0], dict(parsed[1])
 
 
 def _boot_only_success(session: Session) -> bool:
