@@ -16,8 +16,10 @@ line on a big log:
 
 from __future__ import annotations
 
+import re
 from collections import Counter, deque
 from collections.abc import Iterable
+from itertools import compress
 from operator import attrgetter
 from typing import BinaryIO
 
@@ -27,6 +29,7 @@ from espdiag.normalise import normalise
 from espdiag.parse import parse_line
 from espdiag.reader import iter_batches
 from espdiag.sessions import (
+    _STICKY,
     FAILURE,
     KEEP,
     MAX_DISTINCT,
@@ -37,6 +40,7 @@ from espdiag.sessions import (
     _KindStore,
     effect,
     updates_context,
+    verdict,
 )
 
 KEEP_OTHER = 24  # unknown lines kept per attempt; the rest are only counted
@@ -55,7 +59,7 @@ Item = tuple[str, str, dict[str, FieldValue]]  # (text, kind, fields) of one log
 class _Line:
     """One distinct physical line, parsed; shared by every occurrence (compared by identity)."""
 
-    __slots__ = ("effect", "fields", "flag", "items", "kind", "role", "text")
+    __slots__ = ("cx", "effect", "fields", "flag", "items", "kind", "mark", "role", "text")
 
     def __init__(self, items: tuple[Item, ...]) -> None:
         self.items = items
@@ -64,22 +68,52 @@ class _Line:
         self.fields: dict[str, FieldValue] = {}
         self.role = ""
         self.effect = 0
+        self.cx = 0  # 1 if Tracker.add folds it into the context
+        self.mark = 95  # "_": blank; see _MARKS
         if len(items) > 1:
             self.flag = HOT
+            self.mark = 77  # "M"
             return
         self.flag = PLAIN
         if items:
             self.text, self.kind, self.fields = items[0]
             self.role = KINDS[self.kind].role
+            self.effect = effect(self.kind, self.fields)
             if self.role == "start":
                 self.flag = HOT
-            elif updates_context(self.kind):
-                self.flag = CTX  # Tracker.add folds these into the context, in line order
-            self.effect = effect(self.kind, self.fields)
+                self.cx = 1
+                self.mark = 83  # "S"
+            else:
+                if updates_context(self.kind):
+                    self.flag = CTX  # Tracker.add folds these into the context, in line order
+                    self.cx = 1
+                self.mark = _mark(self.kind, self.effect)
+
+
+# One byte per line, so that a whole batch is classified by C-level bytes operations:
+#   M several logical lines     S a ``start`` event     O unknown line      _ blank
+#   F failure                   K conclusive success    W weak success      P other progress
+#   . anything else
+def _mark(kind: str, bits: int) -> int:
+    if bits & FAILURE:
+        return 70
+    if bits & WEAK:
+        return 87
+    if bits & SUCCESS:
+        return 75
+    if bits:
+        return 80
+    return 79 if kind == "other" else 46
 
 
 _FLAG = attrgetter("flag")
+_MARK = attrgetter("mark")
+_CX = attrgetter("cx")
 _BLANK = _Line(())
+# one attempt's stretch of a block (no "M" in it): up to and excluding the ``start`` line that closes
+# it (first S after progress), or to the end of the block
+_STRETCH = re.compile(rb"([^PFKW]*[PFKW][^S]*)|[^PFKW]+")
+PENDING_REFS = 200_000  # line references an attempt may hold before it is built (memory bound)
 
 
 def parse_raw(raw: bytes) -> tuple[Item, ...]:
@@ -92,15 +126,51 @@ def _kind_fields(text: str) -> tuple[str, dict[str, FieldValue]]:
     return kind, dict(fields)
 
 
+CtxState = tuple[tuple[str, FieldValue], ...]  # a context as its items, in insertion order
+# a stretch of lines an attempt has not built yet: (batch records, start, end, line of records[0]), or
+# the logical lines of one physical line: (line, items)
+Pending = tuple[list["_Line"], int, int, int] | tuple[int, tuple[Item, ...]]
+
+
+class _Attempt:
+    """What the scanner knows eagerly about one attempt: its verdict inputs and context.
+
+    Its kept events (``Session.kinds``, ``text_counts``...) are built only if it is needed, by replaying
+    its pending lines through the exact path (``_build``): most attempts of a retry loop are dropped.
+    """
+
+    __slots__ = ("ctx", "failure", "index", "pending", "progressed", "refs", "session", "success", "weak")
+
+    def __init__(self, index: int, ctx: CtxState) -> None:
+        self.index = index
+        self.ctx = ctx
+        self.progressed = False
+        self.failure = 0
+        self.success = 0
+        self.weak = False
+        self.pending: list[Pending] = []
+        self.refs = 0
+        self.session: Session | None = None
+
+
 class Scanner:
     def __init__(self) -> None:
         self.tracker = Tracker()
         self.lines = 0
         self._cache: dict[bytes, _Line] = {b"": _BLANK}
         self._cache_bytes = 0
+        self._cleared = False
         self._plans: dict[object, _Plan] = {}
         self._plan_refs = 0
-        self._contexts: dict[object, tuple[tuple[str, FieldValue], ...]] = {}
+        self._contexts: dict[object, CtxState] = {}
+        self._sticky: dict[CtxState, CtxState] = {}
+        self.cur = _Attempt(1, ())
+        self.last_failure: _Attempt | None = None
+        self.last_success: _Attempt | None = None
+        self.attempts = 1
+        self.failed_attempts = 0
+        self.events_seen = 0
+        self.lines_other = 0
 
     # ------------------------------------------------------------------------- distinct lines
     def _records(self, lines: list[bytes]) -> list[_Line]:
@@ -113,6 +183,7 @@ class Scanner:
                 cache.clear()
                 cache[b""] = _BLANK
                 self._cache_bytes = 0
+                self._cleared = True
                 new = set(lines)
                 new.discard(b"")
                 size = sum(map(len, new))
@@ -127,48 +198,182 @@ class Scanner:
         if not lines:
             return
         recs = self._records(lines)
-        self.lines = first + len(lines) - 1
-        flags = bytes(map(_FLAG, recs))
+        if self._cleared:
+            # pending lines of older batches hold records the cache has let go: build those attempts
+            # now so that memory stays bounded on logs of distinct lines
+            self._cleared = False
+            for att in (self.cur, self.last_failure, self.last_success):
+                if att is not None and att.pending:
+                    self._build(att)
         n = len(recs)
+        self.lines = first + n - 1
+        marks = bytes(map(_MARK, recs))
+        cx = bytes(map(_CX, recs))
+        multi = marks.count(b"M")
+        self.events_seen += n - marks.count(b"_") - multi
+        self.lines_other += marks.count(b"O")
+        lo = 0
+        while multi:
+            j = marks.find(b"M", lo)
+            self._block(recs, marks, cx, lo, j, first)
+            self._multi(recs[j], first + j)
+            lo = j + 1
+            multi -= 1
+        self._block(recs, marks, cx, lo, n, first)
+
+    def _block(self, recs: list[_Line], marks: bytes, cx: bytes, lo: int, hi: int, base: int) -> None:
+        """Fold ``recs[lo:hi]`` (one logical line or none each) into the attempts, closing them."""
+        if lo >= hi:
+            return
+        if self.cur.progressed:
+            c = marks.find(b"S", lo, hi)
+            if c < 0:
+                self._stretch(recs, marks, cx, lo, hi, base, True)
+                return
+            if c > lo:
+                self._stretch(recs, marks, cx, lo, c, base, True)
+            self._close()
+            lo = c
+        for m in _STRETCH.finditer(marks, lo, hi):
+            a, b = m.span()
+            self._stretch(recs, marks, cx, a, b, base, m.lastindex == 1)
+            if b < hi:
+                self._close()
+
+    def _stretch(self, recs: list[_Line], marks: bytes, cx: bytes, a: int, b: int, base: int, prog: bool) -> None:
+        """Lines ``a:b`` of a batch belong to the current attempt: fold the cheap summary, defer the rest."""
+        att = self.cur
+        att.pending.append((recs, a, b, base))
+        att.refs += b - a
+        if prog:
+            att.progressed = True
+            f = marks.rfind(b"F", a, b)
+            if f >= 0:
+                att.failure = base + f
+            k = marks.rfind(b"K", a, b)
+            if k >= 0:
+                att.success = base + k
+            if not att.weak and marks.find(b"W", a, b) >= 0:
+                att.weak = True
+        if cx.find(1, a, b) >= 0:
+            att.ctx = self._fold(att.ctx, tuple(compress(recs[a:b], cx[a:b])))
+        if att.refs > PENDING_REFS:
+            self._build(att)
+
+    def _fold(self, ctx: CtxState, recs: tuple[_Line, ...]) -> CtxState:
+        """Fold context events into a context, in line order (memoised: ``context.update`` is pure)."""
+        key: tuple[CtxState, tuple[_Line, ...]] | None = (ctx, recs)
+        try:
+            done = self._contexts.get(key)
+        except TypeError:  # pragma: no cover - a context value that cannot be hashed
+            key, done = None, None
+        if done is None:
+            d = dict(ctx)
+            update = ctxmod.update
+            for rec in recs:
+                update(d, rec.kind, rec.fields, rec.text)
+            done = tuple(d.items())
+            if key is not None:
+                if len(self._contexts) >= MEMO_PLANS:
+                    self._contexts.clear()
+                self._contexts[key] = done
+        return done
+
+    def _multi(self, rec: _Line, line: int) -> None:
+        """A physical line holding several logical lines: the reference step, one logical line at a time."""
+        for item in rec.items:
+            text, kind, fields = item
+            self.events_seen += 1
+            if kind == "other":
+                self.lines_other += 1
+            if KINDS[kind].role == "start" and self.cur.progressed:
+                self._close()
+            att = self.cur
+            att.pending.append((line, (item,)))
+            att.refs += 1
+            bits = effect(kind, fields)
+            if bits:
+                att.progressed = True
+                if bits & FAILURE:
+                    att.failure = line
+                elif bits & WEAK:
+                    att.weak = True
+                elif bits & SUCCESS:
+                    att.success = line
+            if updates_context(kind):
+                d = dict(att.ctx)
+                ctxmod.update(d, kind, fields, text)
+                att.ctx = tuple(d.items())
+
+    def _close(self) -> None:
+        """``Tracker._close``: the current attempt is over."""
+        done = self.cur
+        v = verdict(done.success, done.failure, done.weak)
+        if v == "failure":
+            self.last_failure = done
+            self.failed_attempts += 1
+        elif v == "success":
+            self.last_success = done
+        self.attempts += 1
+        try:
+            inherited = self._sticky.get(done.ctx)
+        except TypeError:  # pragma: no cover - a context value that cannot be hashed
+            inherited = tuple((k, v) for k, v in done.ctx if k in _STICKY)
+        if inherited is None:
+            inherited = self._sticky[done.ctx] = tuple((k, v) for k, v in done.ctx if k in _STICKY)
+            if len(self._sticky) >= MEMO_PLANS:
+                self._sticky.clear()
+        self.cur = _Attempt(self.attempts, inherited)
+
+    # ------------------------------------------------------------------------- building attempts
+    def _build(self, att: _Attempt) -> Session:
+        """Replay an attempt's pending lines into its ``Session`` through the exact path."""
+        session = att.session
+        if session is None:
+            session = att.session = Session(index=att.index)
+        for entry in att.pending:
+            if len(entry) == 2:
+                line, items = entry
+                for text, kind, fields in items:
+                    _keep(session, line, kind, text, fields)
+            else:
+                recs, a, b, base = entry
+                self._replay(recs[a:b], base + a, session)
+        att.pending = []
+        att.refs = 0
+        session.context = dict(att.ctx)
+        return session
+
+    def _replay(self, seg: list[_Line], first: int, session: Session) -> None:
+        flags = bytes(map(_FLAG, seg))
+        n = len(seg)
         i = 0
         while i < n:
             j = flags.find(b"\x00", i)
             if j < 0:
                 j = n
             if j - i >= MIN_RUN:
-                self._bulk(recs[i:j], flags, i, first + i)
+                self._bulk(seg[i:j], session, first + i)
             else:
                 for k in range(i, j):
-                    self._one(recs[k], first + k)
+                    rec = seg[k]
+                    if rec.kind:
+                        _keep(session, first + k, rec.kind, rec.text, rec.fields)
             if j < n:
-                self._one(recs[j], first + j)
+                rec = seg[j]
+                _keep(session, first + j, rec.kind, rec.text, rec.fields)
             i = j + 1
 
-    def _one(self, rec: _Line, line: int) -> None:
-        """The reference step: exactly what the line-by-line loop does."""
-        tracker = self.tracker
-        for text, kind, fields in rec.items:
-            if kind == "other" and tracker.current.count("other") >= KEEP_OTHER:
-                tracker.lines_other += 1  # prose and unknown lines: keep a few, count the rest
-                tracker.events_seen += 1
-                continue
-            tracker.add(line, kind, text, fields)
-
-    def _bulk(self, seg: list[_Line], flags: bytes, offset: int, base: int) -> None:
+    def _bulk(self, seg: list[_Line], session: Session, base: int) -> None:
         """Fold a run of lines with no ``start`` event and one logical line (or none) each.
 
-        ``seg`` is ``recs[offset:offset + len(seg)]``; its first line is line number ``base``. A retry
-        loop repeats the same runs, so the plan for a run is memoised on the run and on the little of
-        the attempt's state it depends on (how full each kind's store is, how many unknown lines are kept).
+        Its first line is line number ``base``. A retry loop repeats the same runs, so the plan for a
+        run is memoised on the run and on the little of the attempt's state it depends on (how full
+        each kind's store is, how many unknown lines are kept).
         """
-        session = self.tracker.current
-        end = offset + len(seg)
-        if flags.find(b"\x02", offset, end) >= 0:
-            self._context(seg, flags, offset, end, session.context)
         kinds = session.kinds
         other = kinds.get("other")
         sig = (tuple([(k, len(st.first)) for k, st in kinds.items()]), other.count if other else 0)
-        key = None
         if len(seg) <= MEMO_RUN:
             key = (tuple(seg), sig)
             plan = self._plans.get(key)
@@ -181,31 +386,35 @@ class Scanner:
                 self._plan_refs += len(seg)
         else:
             plan = _plan(seg, session)
-        _apply(plan, self.tracker, session, base)
+        _apply(plan, session, base)
 
-    def _context(self, seg: list[_Line], flags: bytes, offset: int, end: int, ctx: ctxmod.Context) -> None:
-        """Fold the run's context events into the context, in line order (memoised: update is pure)."""
-        recs = []
-        j = flags.find(b"\x02", offset, end)
-        while j >= 0:
-            recs.append(seg[j - offset])
-            j = flags.find(b"\x02", j + 1, end)
-        try:
-            key = (tuple(recs), tuple(ctx.items()))
-            done = self._contexts.get(key)
-        except TypeError:  # pragma: no cover - a context value that cannot be hashed
-            key, done = None, None
-        if done is None:
-            update = ctxmod.update
-            for rec in recs:
-                update(ctx, rec.kind, rec.fields, rec.text)
-            if key is not None:
-                if len(self._contexts) >= MEMO_PLANS:
-                    self._contexts.clear()
-                self._contexts[key] = tuple(ctx.items())
-        else:
-            ctx.clear()
-            ctx.update(done)
+    def finish(self) -> Tracker:
+        """Build the attempts the report can use and hand them to the tracker."""
+        tracker = self.tracker
+        tracker.current = self._build(self.cur)
+        tracker.last_failure = self._build(self.last_failure) if self.last_failure else None
+        tracker.last_success = self._build(self.last_success) if self.last_success else None
+        tracker.attempts = self.attempts
+        tracker.failed_attempts = self.failed_attempts
+        tracker.events_seen = self.events_seen
+        tracker.lines_other = self.lines_other
+        return tracker
+
+
+def _keep(session: Session, line: int, kind: str, text: str, fields: dict[str, FieldValue]) -> None:
+    """What ``Tracker.add`` does to the attempt's kept events and verdict inputs (unknown lines capped)."""
+    if kind == "other" and session.count("other") >= KEEP_OTHER:
+        return
+    session.keep(kind, line, text, fields)
+    bits = effect(kind, fields)
+    if bits:
+        session.progressed = True
+        if bits & FAILURE:
+            session.failure_seen = line
+        elif bits & WEAK:
+            session.weak_success = True
+        elif bits & SUCCESS:
+            session.success_seen = line
 
 
 Entry = tuple[int, str, dict[str, FieldValue]]  # (position in the run, text, fields)
@@ -377,9 +586,7 @@ def _plan_by_walking(seg: list[_Line], session: Session) -> _Plan:
     return plan
 
 
-def _apply(plan: _Plan, tracker: Tracker, session: Session, base: int) -> None:
-    tracker.events_seen += plan.events
-    tracker.lines_other += plan.others
+def _apply(plan: _Plan, session: Session, base: int) -> None:
     kinds = session.kinds
     for kind, total, head, tail in plan.kinds:
         store = kinds.get(kind)
@@ -416,7 +623,7 @@ def scan_batches(batches: Iterable[tuple[int, list[bytes]]]) -> tuple[Tracker, i
     scanner = Scanner()
     for first, lines in batches:
         scanner.feed(first, lines)
-    return scanner.tracker, scanner.lines
+    return scanner.finish(), scanner.lines
 
 
 def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:

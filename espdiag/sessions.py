@@ -81,12 +81,17 @@ class Session:
 
     @property
     def verdict(self) -> str:
-        # a success after the last failure means a retry inside the attempt worked
-        if self.success_seen and self.success_seen > self.failure_seen:
-            return "success"
-        if self.failure_seen:
-            return "failure"
-        return "success" if self.weak_success else "unknown"
+        return verdict(self.success_seen, self.failure_seen, self.weak_success)
+
+
+def verdict(success_seen: int, failure_seen: int, weak_success: bool) -> str:
+    """An attempt's verdict from its verdict inputs (``Session.verdict``; the scanner uses it directly)."""
+    # a success after the last failure means a retry inside the attempt worked
+    if success_seen and success_seen > failure_seen:
+        return "success"
+    if failure_seen:
+        return "failure"
+    return "success" if weak_success else "unknown"
 
 
 class Tracker:

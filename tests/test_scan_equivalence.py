@@ -90,3 +90,94 @@ def test_any_sequence_scans_the_same(lines: list[str], repeat: int) -> None:
 
 def test_huge_run_of_one_line() -> None:
     check_same(b"read 0, requested 1\n" * 50_000 + b"trying to connect\n" * 3 + b"hello\n" * 5000)
+
+
+# ----------------------------------------------------------------------------- deferred attempts
+# The scanner builds only the attempts the report can use (current, last failed, last successful);
+# the others keep only their verdict inputs and context. These cases move those three around.
+
+def _sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes().rstrip(b"\n") + b"\n"
+
+
+OK = _sample("esptool4-success.log")
+BAD = _sample("esptool2-mid-write.log")
+CK = _sample("ck-mid-write.log")
+IDE = _sample("arduino-ide2-esp32-timeout.log")
+PROSE = b"thanks for any help!\nhere is my sketch:\nvoid setup() {}\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        BAD + OK * 60,
+        OK + BAD * 60,
+        (BAD + OK) * 30 + CK * 3,
+        OK * 20 + BAD + PROSE,
+        BAD * 20 + OK + PROSE,
+        BAD * 20 + PROSE * 40,
+        IDE + BAD * 5 + OK * 5 + IDE + CK * 3 + PROSE,
+        PROSE + IDE * 3 + PROSE,
+        (CK + BAD + IDE + OK) * 15,
+    ],
+    ids=["bad-then-ok", "ok-then-bad", "alternating", "ok-bad-prose", "bad-ok-prose", "bad-prose",
+         "ide-context", "prose-ide", "mixed"],
+)
+def test_many_attempts_scan_the_same(data: bytes) -> None:
+    check_same(data)
+
+
+def test_context_is_inherited_across_attempts() -> None:
+    # the IDE banner (os, board) is printed once; every later attempt inherits it
+    tracker, _ = scanner.scan(io.BytesIO(IDE + BAD * 10 + PROSE))
+    ref, _ = reference_scan(IDE + BAD * 10 + PROSE)
+    assert tracker.current.context == ref.current.context
+    check_same(IDE + BAD * 10 + PROSE)
+
+
+MULTI = [
+    b"Writing at 0x1000... (5 %)\rWriting at 0x2000... (100 %)",
+    b"Hash of data verified.\resptool.py v4.5.1",
+    b"A fatal error occurred: Failed to connect\resptool.py v3.0\rSerial port /dev/ttyUSB0",
+    b"Connecting....\rChip is ESP32-D0WD-V3 (revision v3.1)",
+]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lines_holding_several_lines_scan_the_same(seed: int) -> None:
+    rng = random.Random(seed)
+    parts = [OK, BAD, CK, PROSE, *MULTI]
+    check_same(b"\n".join(rng.choice(parts).rstrip(b"\n") for _ in range(rng.randint(5, 80))) + b"\n")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_small_bounds_scan_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tiny bounds: attempts are built part by part (pending lines over the bound, cache cleared)
+    monkeypatch.setattr(scanner, "PENDING_REFS", 7 + seed * 13)
+    monkeypatch.setattr(scanner, "CACHE_LINES", 40 + seed * 30)
+    rng = random.Random(seed)
+    lines: list[str] = []
+    for _ in range(rng.randint(50, 400)):
+        lines.extend(rng.sample(POOL, rng.randint(1, 30)))
+    data = "\n".join(lines).encode() + b"\n"
+    check_same(data)
+    check_same(OK + BAD * 30 + data + PROSE)
+
+
+def test_huge_single_attempt_crosses_the_bound() -> None:
+    # one attempt longer than PENDING_REFS lines (built part by part), then two more and trailing prose
+    body = b"Writing at 0x00010000... (3 %)\n" + b"read 0, requested 1\nflush start\nhello\n" * (scanner.PENDING_REFS // 2)
+    check_same(BAD + body + b"A fatal error occurred: Timed out\n" + OK + CK + PROSE)
+
+
+def test_small_batches_scan_the_same() -> None:
+    # attempts that span batches
+    data = (CK + BAD + OK + PROSE) * 6
+    got = scanner.Scanner()
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    step = 7
+    for i in range(0, len(lines), step):
+        got.feed(i + 1, lines[i : i + step])
+    assert _state(got.finish(), len(lines)) == _state(*reference_scan(data))
