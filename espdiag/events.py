@@ -62,7 +62,7 @@ KINDS: dict[str, KindInfo] = {
     "ck_send_failed": KindInfo("progress", "esptool-ck 'error: failed sending ...' (field: what)"),
     "ck_no_response": KindInfo("progress", "esptool-ck 'didn't receive command response'"),
     "ck_wrong_response": KindInfo("progress", "esptool-ck 'wrong direction/command' (a reply out of step)"),
-    "ck_command_failed": KindInfo("progress", "esptool-ck 'espcomm_send_command(CMD) failed' (field: command)"),
+    "ck_command_failed": KindInfo("failure", "esptool-ck 'espcomm_send_command(CMD) failed' (field: command)"),
     "ck_invalid_reply": KindInfo("progress", "esptool-ck got bytes that are not a SLIP frame start (field: byte)"),
     "ck_failed": KindInfo("failure", "esptool-ck 'espcomm_X failed' (field: stage: sync, open, upload_mem, ...)"),
     "ck_uploading": KindInfo("progress", "esptool-ck 'Uploading N bytes from FILE to flash at ADDR'"),

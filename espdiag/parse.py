@@ -26,6 +26,7 @@ _ANCHORS = re.compile(
     r"|ets \w+ +\d+ \d{4},|rst cause:|r?st:0x|Timed out waiting|Wrong boot mode|No serial data"
     r"|Invalid head of packet|esptool\.py v|espcomm_|exit status|Hash of data verified|Brownout"
     r"|\[Errno|PermissionError|FileNotFoundError|Connecting\.|Writing at 0x|Serial port "
+    r"|Cannot configure port|Invalid head of packet|Packet content|Serial data stream|Timed out waiting"
 )
 
 
@@ -170,12 +171,19 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
 def parse_line(text: str) -> Parsed:
     """Parse one normalised logical line; lines the grammar does not know are ``other``."""
     result = _parse(text)
-    if result is OTHER:
+    if result is OTHER or result[0] in _VAGUE:
+        # a known message wrapped in another tool's words ("Unexpected error: ESP Chip Auto-Detection
+        # failed: Failed to connect to ...") is worth more than the vague wrapper
         for m in _ANCHORS.finditer(text, 1):
-            result = _parse(text[m.start() :])
-            if result is not OTHER:
-                break
+            inner = _parse(text[m.start() :])
+            if inner is not OTHER and inner[0] not in _VAGUE:
+                if result is not OTHER:
+                    inner = (inner[0], (*inner[1], *(f for f in result[1] if f[0] == "fatal")))
+                return inner
     return result
+
+
+_VAGUE = {"fatal_error", "upload_error", "python_exception"}
 
 
 @functools.cache
