@@ -59,7 +59,7 @@ Item = tuple[str, str, dict[str, FieldValue]]  # (text, kind, fields) of one log
 class _Line:
     """One distinct physical line, parsed; shared by every occurrence (compared by identity)."""
 
-    __slots__ = ("cx", "effect", "fields", "flag", "items", "kind", "mark", "role", "text")
+    __slots__ = ("effect", "fields", "flag", "items", "kind", "mark", "role", "text")
 
     def __init__(self, items: tuple[Item, ...]) -> None:
         self.items = items
@@ -68,11 +68,10 @@ class _Line:
         self.fields: dict[str, FieldValue] = {}
         self.role = ""
         self.effect = 0
-        self.cx = 0  # 1 if Tracker.add folds it into the context
-        self.mark = 95  # "_": blank; see _MARKS
+        self.mark = ord("_")
         if len(items) > 1:
             self.flag = HOT
-            self.mark = 77  # "M"
+            self.mark = ord("M")
             return
         self.flag = PLAIN
         if items:
@@ -81,37 +80,40 @@ class _Line:
             self.effect = effect(self.kind, self.fields)
             if self.role == "start":
                 self.flag = HOT
-                self.cx = 1
-                self.mark = 83  # "S"
+                self.mark = ord("S")
             else:
-                if updates_context(self.kind):
+                ctx = updates_context(self.kind)
+                if ctx:
                     self.flag = CTX  # Tracker.add folds these into the context, in line order
-                    self.cx = 1
-                self.mark = _mark(self.kind, self.effect)
+                self.mark = _mark(self.kind, self.effect, ctx)
 
 
-# One byte per line, so that a whole batch is classified by C-level bytes operations:
-#   M several logical lines     S a ``start`` event     O unknown line      _ blank
-#   F failure                   K conclusive success    W weak success      P other progress
-#   . anything else
-def _mark(kind: str, bits: int) -> int:
+# One byte per physical line, so that a whole batch is classified by C-level bytes operations:
+#   M several logical lines   S a ``start`` event (folded into the context)   O unknown   _ blank
+#   F failure   K conclusive success   W weak success   P other progress   . anything else
+# and the same letters in lower case (":" for ".") when the line is also folded into the context.
+def _mark(kind: str, bits: int, ctx: bool) -> int:
     if bits & FAILURE:
-        return 70
-    if bits & WEAK:
-        return 87
-    if bits & SUCCESS:
-        return 75
-    if bits:
-        return 80
-    return 79 if kind == "other" else 46
+        c = "F"
+    elif bits & WEAK:
+        c = "W"
+    elif bits & SUCCESS:
+        c = "K"
+    elif bits:
+        c = "P"
+    else:
+        c = "O" if kind == "other" else "."
+    if ctx:
+        c = ":" if c == "." else c.lower()
+    return ord(c)
 
 
+_VERDICT = bytes.maketrans(b"fkwp:", b"FKWP.")  # marks without the context letters
+_CONTEXT = bytes(1 if chr(c) in "Sfkwp:" else 0 for c in range(256))  # 1 for lines folded into the context
 _FLAG = attrgetter("flag")
-_MARK = attrgetter("mark")
-_CX = attrgetter("cx")
 _BLANK = _Line(())
 # one attempt's stretch of a block (no "M" in it): up to and excluding the ``start`` line that closes
-# it (first S after progress), or to the end of the block
+# it (the first S after progress), or to the end of the block
 _STRETCH = re.compile(rb"([^PFKW]*[PFKW][^S]*)|[^PFKW]+")
 PENDING_REFS = 200_000  # line references an attempt may hold before it is built (memory bound)
 
@@ -126,22 +128,46 @@ def _kind_fields(text: str) -> tuple[str, dict[str, FieldValue]]:
     return kind, dict(fields)
 
 
-CtxState = tuple[tuple[str, FieldValue], ...]  # a context as its items, in insertion order
-# a stretch of lines an attempt has not built yet: (batch records, start, end, line of records[0]), or
+class _Ctx:
+    """A context as its items in insertion order, interned so that memo keys hash by identity."""
+
+    __slots__ = ("items", "sticky")
+
+    def __init__(self, items: tuple[tuple[str, FieldValue], ...]) -> None:
+        self.items = items
+        self.sticky: _Ctx | None = None  # what the next attempt inherits (Tracker._close)
+
+
+# a stretch of lines an attempt has not built yet: (batch lines, start, end, number of lines[0]), or
 # the logical lines of one physical line: (line, items)
-Pending = tuple[list["_Line"], int, int, int] | tuple[int, tuple[Item, ...]]
+Pending = tuple[list[bytes], int, int, int] | tuple[int, tuple[Item, ...]]
+
+
+class _Batch:
+    """One batch of lines and its marks, while it is fed."""
+
+    __slots__ = ("base", "ci", "cx", "cxt", "lines", "marks")
+
+    def __init__(self, lines: list[bytes], marks: bytes, cx: bytes, base: int) -> None:
+        self.lines = lines
+        self.marks = marks  # _VERDICT marks
+        self.cx = cx  # 1 for a line folded into the context
+        self.cxt = tuple(compress(lines, cx))  # those lines, in order
+        self.ci = 0  # how many of them the attempts have folded so far
+        self.base = base  # number of lines[0]
 
 
 class _Attempt:
     """What the scanner knows eagerly about one attempt: its verdict inputs and context.
 
     Its kept events (``Session.kinds``, ``text_counts``...) are built only if it is needed, by replaying
-    its pending lines through the exact path (``_build``): most attempts of a retry loop are dropped.
+    its pending lines through the exact path (``Scanner._build``): most attempts of a retry loop are
+    dropped unbuilt.
     """
 
     __slots__ = ("ctx", "failure", "index", "pending", "progressed", "refs", "session", "success", "weak")
 
-    def __init__(self, index: int, ctx: CtxState) -> None:
+    def __init__(self, index: int, ctx: _Ctx) -> None:
         self.index = index
         self.ctx = ctx
         self.progressed = False
@@ -158,13 +184,13 @@ class Scanner:
         self.tracker = Tracker()
         self.lines = 0
         self._cache: dict[bytes, _Line] = {b"": _BLANK}
+        self._marks: dict[bytes, int] = {b"": _BLANK.mark}
         self._cache_bytes = 0
-        self._cleared = False
         self._plans: dict[object, _Plan] = {}
         self._plan_refs = 0
-        self._contexts: dict[object, CtxState] = {}
-        self._sticky: dict[CtxState, CtxState] = {}
-        self.cur = _Attempt(1, ())
+        self._contexts: dict[tuple[_Ctx, tuple[bytes, ...]], _Ctx] = {}
+        self._interned: dict[object, _Ctx] = {}
+        self.cur = _Attempt(1, self._intern(()))
         self.last_failure: _Attempt | None = None
         self.last_success: _Attempt | None = None
         self.attempts = 1
@@ -173,79 +199,136 @@ class Scanner:
         self.lines_other = 0
 
     # ------------------------------------------------------------------------- distinct lines
-    def _records(self, lines: list[bytes]) -> list[_Line]:
+    def _learn(self, lines: list[bytes]) -> None:
+        """Parse the batch's lines not seen yet (the cache is bounded: clear it when it would overflow)."""
         cache = self._cache
         new = set(lines)
         new.difference_update(cache.keys())
-        if new:
+        if not new:
+            return
+        size = sum(map(len, new))
+        if len(cache) + len(new) > CACHE_LINES or self._cache_bytes + size > CACHE_BYTES:
+            # pending lines refer to the cache's records: build those attempts before letting go
+            for att in (self.cur, self.last_failure, self.last_success):
+                if att is not None and att.pending:
+                    self._build(att)
+            cache.clear()
+            cache[b""] = _BLANK
+            self._marks.clear()
+            self._marks[b""] = _BLANK.mark
+            self._cache_bytes = 0
+            new = set(lines)
+            new.discard(b"")
             size = sum(map(len, new))
-            if len(cache) + len(new) > CACHE_LINES or self._cache_bytes + size > CACHE_BYTES:
-                cache.clear()
-                cache[b""] = _BLANK
-                self._cache_bytes = 0
-                self._cleared = True
-                new = set(lines)
-                new.discard(b"")
-                size = sum(map(len, new))
-            self._cache_bytes += size
-            for raw in new:
-                cache[raw] = _Line(parse_raw(raw))
-        return list(map(cache.__getitem__, lines))
+        self._cache_bytes += size
+        marks = self._marks
+        for raw in new:
+            rec = cache[raw] = _Line(parse_raw(raw))
+            marks[raw] = rec.mark
 
     # ------------------------------------------------------------------------- feeding
     def feed(self, first: int, lines: list[bytes]) -> None:
         """Feed one batch of physical lines; ``first`` is the number of ``lines[0]``."""
         if not lines:
             return
-        recs = self._records(lines)
-        if self._cleared:
-            # pending lines of older batches hold records the cache has let go: build those attempts
-            # now so that memory stays bounded on logs of distinct lines
-            self._cleared = False
-            for att in (self.cur, self.last_failure, self.last_success):
-                if att is not None and att.pending:
-                    self._build(att)
-        n = len(recs)
+        try:
+            marks = bytes(map(self._marks.__getitem__, lines))
+        except KeyError:
+            self._learn(lines)
+            marks = bytes(map(self._marks.__getitem__, lines))
+        n = len(lines)
         self.lines = first + n - 1
-        marks = bytes(map(_MARK, recs))
-        cx = bytes(map(_CX, recs))
         multi = marks.count(b"M")
         self.events_seen += n - marks.count(b"_") - multi
         self.lines_other += marks.count(b"O")
+        verdicts = marks.translate(_VERDICT)
+        cx = marks.translate(_CONTEXT)
+        batch = _Batch(lines, verdicts, cx, first)
         lo = 0
         while multi:
             j = marks.find(b"M", lo)
-            self._block(recs, marks, cx, lo, j, first)
-            self._multi(recs[j], first + j)
+            self._block(batch, lo, j)
+            self._multi(self._cache[lines[j]], first + j)
             lo = j + 1
             multi -= 1
-        self._block(recs, marks, cx, lo, n, first)
+        self._block(batch, lo, n)
 
-    def _block(self, recs: list[_Line], marks: bytes, cx: bytes, lo: int, hi: int, base: int) -> None:
-        """Fold ``recs[lo:hi]`` (one logical line or none each) into the attempts, closing them."""
+    def _block(self, batch: _Batch, lo: int, hi: int) -> None:
+        """Fold ``lines[lo:hi]`` (one logical line or none each) into the attempts, closing them."""
         if lo >= hi:
             return
+        marks = batch.marks
         if self.cur.progressed:
             c = marks.find(b"S", lo, hi)
+            end = hi if c < 0 else c
+            if end > lo:
+                self._stretch(batch, lo, end, True)
             if c < 0:
-                self._stretch(recs, marks, cx, lo, hi, base, True)
                 return
-            if c > lo:
-                self._stretch(recs, marks, cx, lo, c, base, True)
             self._close()
             lo = c
-        for m in _STRETCH.finditer(marks, lo, hi):
+        it = _STRETCH.finditer(marks, lo, hi)
+        m = next(it)  # the stretches tile lo:hi; the first one continues the current attempt
+        a, b = m.span()
+        self._stretch(batch, a, b, m.lastindex is not None)
+        if b == hi:
+            return
+        self._close()
+        # Attempts wholly inside the block, each up to the start line of the next: they start afresh
+        # and hold progress, so their verdict is read off the marks; only the context is carried on.
+        cx = batch.cx
+        cxt = batch.cxt
+        ci = batch.ci
+        contexts = self._contexts
+        ctx = self.cur.ctx
+        index = self.cur.index
+        failed = 0
+        last_failure = last_success = None
+        for m in it:
             a, b = m.span()
-            self._stretch(recs, marks, cx, a, b, base, m.lastindex == 1)
-            if b < hi:
-                self._close()
+            if b == hi:
+                break
+            k = cx.count(1, a, b)
+            if k:
+                key = (ctx, cxt[ci : ci + k])
+                ci += k
+                done = contexts.get(key)
+                ctx = done if done is not None else self._fold(key)
+            f = marks.rfind(b"F", a, b)
+            if marks.rfind(b"K", a, b) > f:
+                last_success = (index, ctx, a, b)
+            elif f >= 0:
+                last_failure = (index, ctx, a, b)
+                failed += 1
+            elif marks.find(b"W", a, b) >= 0:
+                last_success = (index, ctx, a, b)
+            index += 1
+            sticky = ctx.sticky
+            ctx = sticky if sticky is not None else self._sticky(ctx)
+        batch.ci = ci
+        self.failed_attempts += failed
+        self.attempts = index
+        if last_failure is not None:
+            self.last_failure = self._closed(batch, *last_failure)
+        if last_success is not None:
+            self.last_success = self._closed(batch, *last_success)
+        self.cur = _Attempt(index, ctx)
+        self._stretch(batch, a, b, m.lastindex is not None)
 
-    def _stretch(self, recs: list[_Line], marks: bytes, cx: bytes, a: int, b: int, base: int, prog: bool) -> None:
+    def _closed(self, batch: _Batch, index: int, ctx: _Ctx, a: int, b: int) -> _Attempt:
+        att = _Attempt(index, ctx)
+        att.pending.append((batch.lines, a, b, batch.base))
+        att.refs = b - a
+        return att
+
+    def _stretch(self, batch: _Batch, a: int, b: int, prog: bool) -> None:
         """Lines ``a:b`` of a batch belong to the current attempt: fold the cheap summary, defer the rest."""
         att = self.cur
-        att.pending.append((recs, a, b, base))
+        att.pending.append((batch.lines, a, b, batch.base))
         att.refs += b - a
         if prog:
+            marks = batch.marks
+            base = batch.base
             att.progressed = True
             f = marks.rfind(b"F", a, b)
             if f >= 0:
@@ -255,29 +338,46 @@ class Scanner:
                 att.success = base + k
             if not att.weak and marks.find(b"W", a, b) >= 0:
                 att.weak = True
-        if cx.find(1, a, b) >= 0:
-            att.ctx = self._fold(att.ctx, tuple(compress(recs[a:b], cx[a:b])))
+        k = batch.cx.count(1, a, b)
+        if k:
+            ci = batch.ci
+            key = (att.ctx, batch.cxt[ci : ci + k])
+            batch.ci = ci + k
+            done = self._contexts.get(key)
+            att.ctx = done if done is not None else self._fold(key)
         if att.refs > PENDING_REFS:
             self._build(att)
 
-    def _fold(self, ctx: CtxState, recs: tuple[_Line, ...]) -> CtxState:
-        """Fold context events into a context, in line order (memoised: ``context.update`` is pure)."""
-        key: tuple[CtxState, tuple[_Line, ...]] | None = (ctx, recs)
-        try:
-            done = self._contexts.get(key)
-        except TypeError:  # pragma: no cover - a context value that cannot be hashed
-            key, done = None, None
-        if done is None:
-            d = dict(ctx)
-            update = ctxmod.update
-            for rec in recs:
-                update(d, rec.kind, rec.fields, rec.text)
-            done = tuple(d.items())
-            if key is not None:
-                if len(self._contexts) >= MEMO_PLANS:
-                    self._contexts.clear()
-                self._contexts[key] = done
+    def _sticky(self, ctx: _Ctx) -> _Ctx:
+        # context the wrapper printed once (IDE banner, OS) carries over to the next attempt
+        sticky = ctx.sticky = self._intern(tuple((k, v) for k, v in ctx.items if k in _STICKY))
+        return sticky
+
+    def _fold(self, key: tuple[_Ctx, tuple[bytes, ...]]) -> _Ctx:
+        """Fold context lines into a context, in line order (memoised: ``context.update`` is pure)."""
+        ctx, raws = key
+        d = dict(ctx.items)
+        update = ctxmod.update
+        cache = self._cache
+        for raw in raws:
+            rec = cache[raw]
+            update(d, rec.kind, rec.fields, rec.text)
+        done = self._intern(tuple(d.items()))
+        if len(self._contexts) >= MEMO_PLANS:
+            self._contexts.clear()
+        self._contexts[key] = done
         return done
+
+    def _intern(self, items: tuple[tuple[str, FieldValue], ...]) -> _Ctx:
+        try:
+            ctx = self._interned.get(items)
+        except TypeError:  # pragma: no cover - a context value that cannot be hashed
+            return _Ctx(items)
+        if ctx is None:
+            if len(self._interned) >= MEMO_PLANS:
+                self._interned.clear()
+            ctx = self._interned[items] = _Ctx(items)
+        return ctx
 
     def _multi(self, rec: _Line, line: int) -> None:
         """A physical line holding several logical lines: the reference step, one logical line at a time."""
@@ -301,9 +401,9 @@ class Scanner:
                 elif bits & SUCCESS:
                     att.success = line
             if updates_context(kind):
-                d = dict(att.ctx)
+                d = dict(att.ctx.items)
                 ctxmod.update(d, kind, fields, text)
-                att.ctx = tuple(d.items())
+                att.ctx = self._intern(tuple(d.items()))
 
     def _close(self) -> None:
         """``Tracker._close``: the current attempt is over."""
@@ -315,15 +415,8 @@ class Scanner:
         elif v == "success":
             self.last_success = done
         self.attempts += 1
-        try:
-            inherited = self._sticky.get(done.ctx)
-        except TypeError:  # pragma: no cover - a context value that cannot be hashed
-            inherited = tuple((k, v) for k, v in done.ctx if k in _STICKY)
-        if inherited is None:
-            inherited = self._sticky[done.ctx] = tuple((k, v) for k, v in done.ctx if k in _STICKY)
-            if len(self._sticky) >= MEMO_PLANS:
-                self._sticky.clear()
-        self.cur = _Attempt(self.attempts, inherited)
+        sticky = done.ctx.sticky
+        self.cur = _Attempt(self.attempts, sticky if sticky is not None else self._sticky(done.ctx))
 
     # ------------------------------------------------------------------------- building attempts
     def _build(self, att: _Attempt) -> Session:
@@ -337,11 +430,11 @@ class Scanner:
                 for text, kind, fields in items:
                     _keep(session, line, kind, text, fields)
             else:
-                recs, a, b, base = entry
-                self._replay(recs[a:b], base + a, session)
+                lines, a, b, base = entry
+                self._replay(list(map(self._cache.__getitem__, lines[a:b])), base + a, session)
         att.pending = []
         att.refs = 0
-        session.context = dict(att.ctx)
+        session.context = dict(att.ctx.items)
         return session
 
     def _replay(self, seg: list[_Line], first: int, session: Session) -> None:
