@@ -16,7 +16,6 @@ line on a big log:
 
 from __future__ import annotations
 
-import re
 from collections import Counter, deque
 from collections.abc import Iterable
 from itertools import compress
@@ -109,12 +108,10 @@ def _mark(kind: str, bits: int, ctx: bool) -> int:
 
 
 _VERDICT = bytes.maketrans(b"fkwp:", b"FKWP.")  # marks without the context letters
+_PROGRESS = bytes.maketrans(b"FKW", b"PPP")
 _CONTEXT = bytes(1 if chr(c) in "Sfkwp:" else 0 for c in range(256))  # 1 for lines folded into the context
 _FLAG = attrgetter("flag")
 _BLANK = _Line(())
-# one attempt's stretch of a block (no "M" in it): up to and excluding the ``start`` line that closes
-# it (the first S after progress), or to the end of the block
-_STRETCH = re.compile(rb"([^PFKW]*[PFKW][^S]*)|[^PFKW]+")
 PENDING_REFS = 200_000  # line references an attempt may hold before it is built (memory bound)
 
 
@@ -146,11 +143,12 @@ Pending = tuple[list[bytes], int, int, int] | tuple[int, tuple[Item, ...]]
 class _Batch:
     """One batch of lines and its marks, while it is fed."""
 
-    __slots__ = ("base", "ci", "cx", "cxt", "lines", "marks")
+    __slots__ = ("base", "ci", "cx", "cxt", "lines", "marks", "prog")
 
     def __init__(self, lines: list[bytes], marks: bytes, cx: bytes, base: int) -> None:
         self.lines = lines
         self.marks = marks  # _VERDICT marks
+        self.prog = marks.translate(_PROGRESS)  # P for every line with progress
         self.cx = cx  # 1 for a line folded into the context
         self.cxt = tuple(compress(lines, cx))  # those lines, in order
         self.ci = 0  # how many of them the attempts have folded so far
@@ -254,25 +252,24 @@ class Scanner:
         self._block(batch, lo, n)
 
     def _block(self, batch: _Batch, lo: int, hi: int) -> None:
-        """Fold ``lines[lo:hi]`` (one logical line or none each) into the attempts, closing them."""
+        """Fold ``lines[lo:hi]`` (one logical line or none each) into the attempts, closing them.
+
+        An attempt ends at the first ``start`` line after progress: ``find`` on the marks gives it.
+        """
         if lo >= hi:
             return
         marks = batch.marks
+        prog = batch.prog
         if self.cur.progressed:
             c = marks.find(b"S", lo, hi)
-            end = hi if c < 0 else c
-            if end > lo:
-                self._stretch(batch, lo, end, True)
-            if c < 0:
-                return
-            self._close()
-            lo = c
-        it = _STRETCH.finditer(marks, lo, hi)
-        m = next(it)  # the stretches tile lo:hi; the first one continues the current attempt
-        a, b = m.span()
-        self._stretch(batch, a, b, m.lastindex is not None)
-        if b == hi:
+        else:
+            q = prog.find(b"P", lo, hi)
+            c = marks.find(b"S", q, hi) if q >= 0 else -1
+        if c < 0:
+            self._stretch(batch, lo, hi)
             return
+        if c > lo:
+            self._stretch(batch, lo, c)
         self._close()
         # Attempts wholly inside the block, each up to the start line of the next: they start afresh
         # and hold progress, so their verdict is read off the marks; only the context is carried on.
@@ -284,9 +281,13 @@ class Scanner:
         index = self.cur.index
         failed = 0
         last_failure = last_success = None
-        for m in it:
-            a, b = m.span()
-            if b == hi:
+        a = c
+        while True:
+            q = prog.find(b"P", a + 1, hi)
+            if q < 0:
+                break
+            b = marks.find(b"S", q, hi)
+            if b < 0:
                 break
             k = cx.count(1, a, b)
             if k:
@@ -305,6 +306,7 @@ class Scanner:
             index += 1
             sticky = ctx.sticky
             ctx = sticky if sticky is not None else self._sticky(ctx)
+            a = b
         batch.ci = ci
         self.failed_attempts += failed
         self.attempts = index
@@ -313,7 +315,7 @@ class Scanner:
         if last_success is not None:
             self.last_success = self._closed(batch, *last_success)
         self.cur = _Attempt(index, ctx)
-        self._stretch(batch, a, b, m.lastindex is not None)
+        self._stretch(batch, a, hi)
 
     def _closed(self, batch: _Batch, index: int, ctx: _Ctx, a: int, b: int) -> _Attempt:
         att = _Attempt(index, ctx)
@@ -321,12 +323,12 @@ class Scanner:
         att.refs = b - a
         return att
 
-    def _stretch(self, batch: _Batch, a: int, b: int, prog: bool) -> None:
+    def _stretch(self, batch: _Batch, a: int, b: int) -> None:
         """Lines ``a:b`` of a batch belong to the current attempt: fold the cheap summary, defer the rest."""
         att = self.cur
         att.pending.append((batch.lines, a, b, batch.base))
         att.refs += b - a
-        if prog:
+        if batch.prog.find(b"P", a, b) >= 0:
             marks = batch.marks
             base = batch.base
             att.progressed = True
