@@ -2,16 +2,18 @@
 
 ``scan`` gives exactly the result of feeding every logical line to :meth:`Tracker.add` in order (the
 reference loop in ``tests/test_scan_equivalence.py``), but it does almost no Python-level work per
-line on a big log:
+line, and little per attempt, on a big log:
 
 * the reader splits a whole block into lines in C; each distinct physical line is decoded,
-  normalised and parsed once (``_Line``, memoised on its raw bytes);
-* lines that can change which attempt is current (``start`` events, lines holding several logical
-  lines) go through ``Tracker.add``; every other stretch of lines (a *run*) is folded in bulk: a
-  C-level ``Counter`` gives the exact counts, ``list.index`` finds the few events an attempt keeps
-  (the first and last ``KEEP`` of each kind), and only those become ``Event`` objects;
-* context updates happen in line order for the events that ``Tracker.add`` folds into the context
-  (they only depend on each other, not on what the attempt keeps).
+  normalised and parsed once (``_Line``, memoised on its raw bytes), and a batch becomes one byte
+  per line (``_Line.mark``: start, failure, success, progress, context...) by a C-level lookup;
+* attempts are cut with ``bytes.find`` on the marks (an attempt ends at the first ``start`` line after
+  progress); for each one only the verdict inputs (``rfind`` on the marks) and the context (folded in
+  line order, memoised on interned contexts) are computed eagerly;
+* the kept events of an attempt (the expensive part) are deferred: only the current, last failed
+  and last successful attempts are built at the end, by replaying their lines through the exact path
+  (``Scanner._build``: runs folded in bulk with memoised plans, the rest as ``Tracker.add`` would).
+  An attempt holding too many pending lines, or lines the cache is about to let go, is built early.
 """
 
 from __future__ import annotations
