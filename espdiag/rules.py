@@ -7,15 +7,14 @@ at the first. The rule format is documented in rules/README.md.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from espdiag.errors import RuleError, RuleErrors
 from espdiag.events import KINDS
@@ -116,8 +115,9 @@ _OPS = {"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "contains", "regex",
 
 
 # ----------------------------------------------------------------------------- YAML with line marks
-class _Loader(yaml.SafeLoader):
-    """SafeLoader (no object construction) that remembers where each mapping and key came from."""
+# yaml is imported only when rule files are really read: a run served from the rule cache skips it.
+if TYPE_CHECKING:
+    import yaml
 
 
 class LineDict(dict[str, Any]):
@@ -125,7 +125,20 @@ class LineDict(dict[str, Any]):
     key_lines: dict[str, int]
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """SafeLoader (no object construction) that remembers where each mapping and key came from."""
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _Loader
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+    import yaml
+
     loader.flatten_mapping(node)
     out = LineDict()
     out.line = node.start_mark.line + 1
@@ -140,9 +153,6 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _suggest(word: object, choices: Iterable[str]) -> str:
@@ -491,8 +501,10 @@ def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list
         return None, [RuleError(name, line, "rule file is not valid UTF-8")]
     if not text.strip():
         return None, [RuleError(name, 1, "rule file is empty")]
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())  # a SafeLoader subclass: no object construction
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
