@@ -193,7 +193,8 @@ def effect(kind: str, fields: Mapping[str, FieldValue]) -> int:
 
 def updates_context(kind: str) -> bool:
     """Whether ``Tracker.add`` folds an event of this kind into the attempt's context."""
-    return KINDS[kind].role in ("info", "start") or kind in _CONTEXT_PROGRESS
+    # failures too: "Failed to connect to ESP32-S2: ..." names the chip when nothing else does
+    return KINDS[kind].role in ("info", "start", "failure") or kind in _CONTEXT_PROGRESS
 
 
 def _percent(fields: Mapping[str, FieldValue]) -> int:
