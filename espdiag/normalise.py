@@ -12,7 +12,7 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # serial-monitor / logger time stamps: "12:34:56.789 -> ", "[12:34:56]", "2024-01-02 12:34:56,123 "
 _TIMESTAMP = re.compile(
-    r"^(?:\d{1,2}:\d\d:\d\d(?:[.,]\d+)?\s*->\s?"
+    r"^(?:\d{1,2}:\d\d:\d\d(?:[.,]\d+)?\s*(?:->|\|)\s?"  # Arduino monitor "->", loggers "12:01:02 | "
     r"|\[\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*"
     r"|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\s+"
     r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*"
@@ -21,6 +21,8 @@ _TIMESTAMP = re.compile(
 # miette diagnostics (espflash) and tree drawings put box characters before the message
 _BOX = re.compile(r"^[\u2500-\u257f\u25b6\u00d7|>]+\s*")
 _QUOTE = re.compile(r"^(?:>\s?)+")
+# status symbols that tools put before a message ("\u2139\ufe0f Running esptool ...", "\u274c Failed ...")
+_SYMBOL = re.compile(r"^[\u2139\u2600-\u27bf\u2b00-\u2bff\U0001f300-\U0001faff\ufe0f\u200d]+\s*")
 _FENCE = re.compile(r"^(?:```|~~~)[\w+-]*\s*$")
 MAX_LINE = 4096  # longer lines are cut: no upload message is that long, and rules stay linear
 
@@ -54,6 +56,8 @@ def _clean(text: str) -> str:
         text = _TIMESTAMP.sub("", text, count=1)
         if text[:1] == ">":
             text = _QUOTE.sub("", text)
+    if text[:1] > "\u2000":
+        text = _SYMBOL.sub("", text)
     text = text.strip()
     if text[:3] in ("```", "~~~") and _FENCE.match(text):
         return ""

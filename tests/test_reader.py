@@ -51,6 +51,7 @@ def test_line_numbers_refer_to_the_original_input() -> None:
         ("    setting board to ck   ", ["setting board to ck"]),
         ("12:34:56.789 -> ets Jan  8 2013,rst cause:2, boot mode:(3,6)", ["ets Jan  8 2013,rst cause:2, boot mode:(3,6)"]),
         ("[2024-05-01 10:00:01.123] Connecting....", ["Connecting...."]),
+        ("11:33:34 | \u2139\ufe0f Running esptool --chip esp32s2 --port COM38", ["Running esptool --chip esp32s2 --port COM38"]),
         ("```", []),
         ("```text", []),
         ("Writing at 0x00000000... (6 %)\rWriting at 0x00004000... (12 %)", ["Writing at 0x00000000... (6 %)", "Writing at 0x00004000... (12 %)"]),
