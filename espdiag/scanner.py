@@ -503,15 +503,7 @@ def _keep(session: Session, line: int, kind: str, text: str, fields: dict[str, F
     if kind == "other" and session.count("other") >= KEEP_OTHER:
         return
     session.keep(kind, line, text, fields)
-    bits = effect(kind, fields)
-    if bits:
-        session.progressed = True
-        if bits & FAILURE:
-            session.failure_seen = line
-        elif bits & WEAK:
-            session.weak_success = True
-        elif bits & SUCCESS:
-            session.success_seen = line
+    session.note(line, effect(kind, fields))
 
 
 Entry = tuple[int, str, dict[str, FieldValue]]  # (position in the run, text, fields)

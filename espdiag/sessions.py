@@ -45,6 +45,17 @@ class Session:
     def add(self, event: Event) -> None:
         self.keep(event.kind, event.line, event.text, event.fields)
 
+    def note(self, line: int, bits: int) -> None:
+        """Fold one event's effect (see :func:`effect`) into the verdict inputs."""
+        if bits:
+            self.progressed = True
+            if bits & FAILURE:
+                self.failure_seen = line
+            elif bits & WEAK:
+                self.weak_success = True
+            elif bits & SUCCESS:
+                self.success_seen = line
+
     def keep(self, kind: str, line: int, text: str, fields: Mapping[str, FieldValue]) -> None:
         store = self.kinds.get(kind)
         if store is None:
@@ -116,15 +127,7 @@ class Tracker:
             self._close()
             session = self.current
         session.keep(kind, line, text, fields)
-        bits = effect(kind, fields)
-        if bits:
-            session.progressed = True
-            if bits & FAILURE:
-                session.failure_seen = line
-            elif bits & WEAK:
-                session.weak_success = True
-            elif bits & SUCCESS:
-                session.success_seen = line
+        session.note(line, effect(kind, fields))
         if updates_context(kind):
             ctxmod.update(session.context, kind, fields, text)
 
