@@ -40,6 +40,7 @@ from espdiag.sessions import (
     Tracker,
     _KindStore,
     effect,
+    note,
     updates_context,
     verdict,
 )
@@ -165,15 +166,15 @@ class _Attempt:
     dropped unbuilt.
     """
 
-    __slots__ = ("ctx", "failure", "index", "pending", "progressed", "refs", "session", "success", "weak")
+    __slots__ = ("ctx", "failure_seen", "index", "pending", "progressed", "refs", "session", "success_seen", "weak_success")
 
     def __init__(self, index: int, ctx: _Ctx) -> None:
         self.index = index
         self.ctx = ctx
         self.progressed = False
-        self.failure = 0
-        self.success = 0
-        self.weak = False
+        self.failure_seen = 0
+        self.success_seen = 0
+        self.weak_success = False
         self.pending: list[Pending] = []
         self.refs = 0
         self.session: Session | None = None
@@ -336,12 +337,12 @@ class Scanner:
             att.progressed = True
             f = marks.rfind(b"F", a, b)
             if f >= 0:
-                att.failure = base + f
+                att.failure_seen = base + f
             k = marks.rfind(b"K", a, b)
             if k >= 0:
-                att.success = base + k
-            if not att.weak and marks.find(b"W", a, b) >= 0:
-                att.weak = True
+                att.success_seen = base + k
+            if not att.weak_success and marks.find(b"W", a, b) >= 0:
+                att.weak_success = True
         k = batch.cx.count(1, a, b)
         if k:
             ci = batch.ci
@@ -395,15 +396,7 @@ class Scanner:
             att = self.cur
             att.pending.append((line, (item,)))
             att.refs += 1
-            bits = effect(kind, fields)
-            if bits:
-                att.progressed = True
-                if bits & FAILURE:
-                    att.failure = line
-                elif bits & WEAK:
-                    att.weak = True
-                elif bits & SUCCESS:
-                    att.success = line
+            note(att, line, effect(kind, fields))
             if updates_context(kind):
                 d = dict(att.ctx.items)
                 ctxmod.update(d, kind, fields, text)
@@ -412,7 +405,7 @@ class Scanner:
     def _close(self) -> None:
         """``Tracker._close``: the current attempt is over."""
         done = self.cur
-        v = verdict(done.success, done.failure, done.weak)
+        v = verdict(done.success_seen, done.failure_seen, done.weak_success)
         if v == "failure":
             self.last_failure = done
             self.failed_attempts += 1
@@ -503,7 +496,7 @@ def _keep(session: Session, line: int, kind: str, text: str, fields: dict[str, F
     if kind == "other" and session.count("other") >= KEEP_OTHER:
         return
     session.keep(kind, line, text, fields)
-    session.note(line, effect(kind, fields))
+    note(session, line, effect(kind, fields))
 
 
 Entry = tuple[int, str, dict[str, FieldValue]]  # (position in the run, text, fields)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from espdiag import context as ctxmod
 from espdiag.events import KINDS, Event, FieldValue
@@ -44,17 +45,6 @@ class Session:
 
     def add(self, event: Event) -> None:
         self.keep(event.kind, event.line, event.text, event.fields)
-
-    def note(self, line: int, bits: int) -> None:
-        """Fold one event's effect (see :func:`effect`) into the verdict inputs."""
-        if bits:
-            self.progressed = True
-            if bits & FAILURE:
-                self.failure_seen = line
-            elif bits & WEAK:
-                self.weak_success = True
-            elif bits & SUCCESS:
-                self.success_seen = line
 
     def keep(self, kind: str, line: int, text: str, fields: Mapping[str, FieldValue]) -> None:
         store = self.kinds.get(kind)
@@ -95,6 +85,25 @@ class Session:
         return verdict(self.success_seen, self.failure_seen, self.weak_success)
 
 
+class VerdictInputs(Protocol):
+    progressed: bool
+    failure_seen: int
+    success_seen: int
+    weak_success: bool
+
+
+def note(target: VerdictInputs, line: int, bits: int) -> None:
+    """Fold one event's effect (see :func:`effect`) into an attempt's verdict inputs."""
+    if bits:
+        target.progressed = True
+        if bits & FAILURE:
+            target.failure_seen = line
+        elif bits & WEAK:
+            target.weak_success = True
+        elif bits & SUCCESS:
+            target.success_seen = line
+
+
 def verdict(success_seen: int, failure_seen: int, weak_success: bool) -> str:
     """An attempt's verdict from its verdict inputs (``Session.verdict``; the scanner uses it directly)."""
     # a success after the last failure means a retry inside the attempt worked
@@ -127,7 +136,7 @@ class Tracker:
             self._close()
             session = self.current
         session.keep(kind, line, text, fields)
-        session.note(line, effect(kind, fields))
+        note(session, line, effect(kind, fields))
         if updates_context(kind):
             ctxmod.update(session.context, kind, fields, text)
 
