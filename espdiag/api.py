@@ -70,6 +70,18 @@ def _boot_only_success(session: Session) -> bool:
     return False
 
 
+_WRAPPER_FAILURES = {"exit_status", "upload_error"}
+
+
+def _failed_only_after_upload(session: Session) -> bool:
+    """The flasher verified the data, and only the wrapper's summary failed afterwards (a reset or
+    monitor step after the write, e.g. an ESP32-S3 left in download mode): the upload itself worked."""
+    events = session.events()
+    verified = max((e.line for e in events if e.kind == "hash_verified"), default=0)
+    later = [e for e in events if e.line > verified and e.role == "failure"]
+    return bool(verified and later) and all(e.kind in _WRAPPER_FAILURES for e in later)
+
+
 def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None) -> Report:
     ruleset = rules if rules is not None else default_rules()
     tracker, lines = scan(stream, name)
@@ -82,6 +94,10 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
         verdict = "success"
         notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
                      "so the firmware was written.")
+    if verdict == "failure" and _failed_only_after_upload(session):
+        verdict = "success"
+        notes.append("The data was written and verified; the error came from a step after the upload "
+                     "(resetting the chip or opening a monitor).")
     if attempts > 1:
         which = f"attempt {session.index} of {attempts}"
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
