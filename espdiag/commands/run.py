@@ -33,7 +33,8 @@ from espdiag.api import diagnose_stream
 from espdiag.errors import EspdiagError, ExitCode, InputError
 from espdiag.output import prepare_stdout, write_reports
 from espdiag.report import Report
-from espdiag.rules import RuleSet, load_rules
+from espdiag.rulecache import load_rules
+from espdiag.rules import RuleSet
 
 CHUNK = 1 << 16
 SNIFF = 4096  # the diagnosis gets at least this much (or all of a shorter log) in its first read
