@@ -73,6 +73,10 @@ def _boot_only_success(session: Session) -> bool:
 _WRAPPER_FAILURES = {"exit_status", "upload_error"}
 
 
+def _verified(session: Session) -> bool:
+    return bool(session.count("hash_verified") or session.count("ck_done"))
+
+
 def _failed_only_after_upload(session: Session) -> bool:
     """The flasher verified the data, and only the wrapper's summary failed afterwards (a reset or
     monitor step after the write, e.g. an ESP32-S3 left in download mode): the upload itself worked."""
@@ -103,6 +107,10 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
     matches = engine.run(ruleset, session, ctx, verdict)
     causes = ranking.rank(matches, session, ctx)
+    if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
+        # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
+        verdict = "failure"
+        notes.append("Nothing in the log verifies the written data, and the log shows a problem.")
     if boot_only and any(c.confidence >= 0.5 for c in causes):
         # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
         verdict = "failure"

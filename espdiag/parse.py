@@ -27,6 +27,7 @@ _ANCHORS = re.compile(
     r"|Invalid head of packet|esptool\.py v|espcomm_|exit status|Hash of data verified|Brownout"
     r"|\[Errno|PermissionError|FileNotFoundError|Connecting\.|Writing at 0x|Serial port "
     r"|Cannot configure port|Invalid head of packet|Packet content|Serial data stream|Timed out waiting"
+    r"|File (?=.+ will not fit in \d)|(?:ClearCommError|WriteFile|ReadFile|GetOverlappedResult) failed"
 )
 
 
