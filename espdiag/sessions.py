@@ -204,18 +204,18 @@ def effect(kind: str, fields: Mapping[str, FieldValue]) -> int:
 
 
 def updates_context(kind: str) -> bool:
-    """Whether ``Tracker.add`` folds an event of this kind into the attempt's context."""
+    """Whether ``Tracker.add`` folds an event of this kind into the attempt's context: the kinds
+    ``context.update`` reads, so the many lines it would ignore (features, hints, tracebacks) cost nothing."""
     # failures too: "Failed to connect to ESP32-S2: ..." names the chip when nothing else does
-    return KINDS[kind].role in ("info", "start", "failure") or kind in _CONTEXT_PROGRESS
+    return KINDS[kind].role in ("start", "failure") or kind in _CONTEXT_KINDS
 
 
 def _percent(fields: Mapping[str, FieldValue]) -> int:
     value = fields.get("percent", 0)
     return value if isinstance(value, int) else 0
 _STICKY = {"os", "os_version", "env", "board", "board_style", "chip", "tool", "tool_version"}
-_CONTEXT_PROGRESS = {
-    "chip_detect", "chip_is", "connected", "baud_change", "writing", "wrong_chip",
-    "exit_status", "upload_started", "pio_port_search", "port_error", "connecting",
-    "no_serial_data", "timeout_packet_header", "wrong_boot_mode", "tx_path_down", "io_error",
-    "fatal_error", "connect_failed", "wrapper_success",
+# besides start and failure events (see context.update; build_info and others carry ESPHome's "INFO")
+_CONTEXT_KINDS = {
+    "ide_banner", "serial_port", "pio_port_search", "ck_setting", "build_info", "chip_detect", "chip_is",
+    "connected", "baud_change", "writing", "baud_retry", "wrapper_success",
 }
