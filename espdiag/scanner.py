@@ -505,7 +505,8 @@ Entry = tuple[int, str, dict[str, FieldValue]]  # (position in the run, text, fi
 class _Plan:
     """What folding one run does to an attempt, with positions relative to the run's first line."""
 
-    __slots__ = ("events", "failure", "first", "kinds", "last", "others", "progressed", "success", "texts", "weak")
+    __slots__ = ("events", "failure_seen", "first", "kinds", "last", "others", "progressed", "success_seen", "texts",
+                 "weak_success")
 
     def __init__(self) -> None:
         self.events = 0  # logical lines seen
@@ -514,10 +515,10 @@ class _Plan:
         self.texts: list[tuple[str, int]] = []  # text and occurrences kept, in order of first occurrence
         self.first = -1
         self.last = -1
-        self.failure = -1
-        self.success = -1
+        self.failure_seen = -1
+        self.success_seen = -1
         self.progressed = False
-        self.weak = False
+        self.weak_success = False
 
 
 def _plan(seg: list[_Line], session: Session) -> _Plan:
@@ -595,11 +596,11 @@ def _plan(seg: list[_Line], session: Session) -> _Plan:
             if bits:
                 plan.progressed = True
                 if bits & FAILURE:
-                    plan.failure = max(plan.failure, back[0])
+                    plan.failure_seen = max(plan.failure_seen, back[0])
                 elif bits & WEAK:
-                    plan.weak = True
+                    plan.weak_success = True
                 elif bits & SUCCESS:
-                    plan.success = max(plan.success, back[0])
+                    plan.success_seen = max(plan.success_seen, back[0])
         head.sort()
         head = head[: max(need, 0)]
         taken = set(head)
@@ -654,15 +655,7 @@ def _plan_by_walking(seg: list[_Line], session: Session) -> _Plan:
         if plan.first < 0:
             plan.first = p
         plan.last = p
-        bits = rec.effect
-        if bits:
-            plan.progressed = True
-            if bits & FAILURE:
-                plan.failure = p
-            elif bits & WEAK:
-                plan.weak = True
-            elif bits & SUCCESS:
-                plan.success = p
+        note(plan, p, rec.effect)  # positions relative to the run; -1 when none
     plan.kinds = [(k, n, heads.get(k, []), list(tails.get(k, ()))) for k, n in totals.items()]
     plan.texts = list(texts.items())
     return plan
@@ -693,11 +686,11 @@ def _apply(plan: _Plan, session: Session, base: int) -> None:
     session._events = None
     if plan.progressed:
         session.progressed = True
-    if plan.failure >= 0:
-        session.failure_seen = base + plan.failure
-    if plan.success >= 0:
-        session.success_seen = base + plan.success
-    if plan.weak:
+    if plan.failure_seen >= 0:
+        session.failure_seen = base + plan.failure_seen
+    if plan.success_seen >= 0:
+        session.success_seen = base + plan.success_seen
+    if plan.weak_success:
         session.weak_success = True
 
 
