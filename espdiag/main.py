@@ -79,6 +79,9 @@ def _diagnose_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+_DEPENDENCIES = {"lark", "yaml", "rich"}
+
+
 @contextlib.contextmanager
 def _error_handler() -> Iterator[list[int]]:
     code = [int(ExitCode.OK)]
@@ -96,6 +99,12 @@ def _error_handler() -> Iterator[list[int]]:
             os.dup2(devnull, sys.stdout.fileno())
         code[0] = 141
     except Exception as e:
+        if isinstance(e, ModuleNotFoundError) and e.name in _DEPENDENCIES:
+            # running from a source checkout without installing: a setup step, not a bug
+            print(f"espdiag: the package {e.name!r} is missing; install espdiag with "
+                  f"'python3 -m pip install .' (or 'pip install {e.name}')", file=sys.stderr)
+            code[0] = ExitCode.USAGE
+            return
         print(f"espdiag: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         print("Please report this at the project's issue tracker with the details below.\n", file=sys.stderr)
         print(f"### version information\n\nespdiag {__version__}, Python {platform.python_version()}, "

@@ -129,3 +129,11 @@ def test_several_files_give_a_json_list(capsys, monkeypatch) -> None:
                         str(SAMPLES / "pio-wrong-boot-mode.log")], capsys, monkeypatch)
     data = json.loads(out)
     assert code == 1 and [d["verdict"] for d in data] == ["success", "failure"]
+
+
+def test_missing_dependency_is_a_setup_error() -> None:
+    code = "import sys; sys.modules['lark'] = None\nfrom espdiag.main import main\nraise SystemExit(main(['--format', 'json']))"
+    out = subprocess.run([sys.executable, "-c", code], input=FAIL_LOG, capture_output=True)
+    assert out.returncode == 2
+    assert out.stderr.decode().strip().startswith("espdiag: the package 'lark' is missing")
+    assert b"Traceback" not in out.stderr
