@@ -18,6 +18,7 @@ line, and little per attempt, on a big log:
 
 from __future__ import annotations
 
+import re
 from collections import Counter, deque
 from collections.abc import Iterable
 from itertools import compress
@@ -114,6 +115,10 @@ _VERDICT = bytes.maketrans(b"fkwp:", b"FKWP.")  # marks without the context lett
 _PROGRESS = bytes.maketrans(b"FKW", b"PPP")
 _CONTEXT = bytes(1 if chr(c) in "Sfkwp:" else 0 for c in range(256))  # 1 for lines folded into the context
 _FLAG = attrgetter("flag")
+# One whole attempt inside a block, in the raw marks: its start line, anything up to its first progress,
+# then everything up to (not including) the next start line, which must be there.
+_ATTEMPT = re.compile(rb"S[^FKWPfkwp]*[FKWPfkwp][^S]*(?=S)")
+_FAILED, _SUCCEEDED = "failure", "success"
 _BLANK = _Line(())
 PENDING_REFS = 200_000  # line references an attempt may hold before it is built (memory bound)
 
@@ -146,10 +151,11 @@ Pending = tuple[list[bytes], int, int, int] | tuple[int, tuple[Item, ...]]
 class _Batch:
     """One batch of lines and its marks, while it is fed."""
 
-    __slots__ = ("base", "ci", "cx", "cxt", "lines", "marks", "prog")
+    __slots__ = ("base", "ci", "cx", "cxt", "lines", "marks", "prog", "raw")
 
-    def __init__(self, lines: list[bytes], marks: bytes, cx: bytes, base: int) -> None:
+    def __init__(self, lines: list[bytes], raw: bytes, marks: bytes, cx: bytes, base: int) -> None:
         self.lines = lines
+        self.raw = raw  # _Line.mark of each line
         self.marks = marks  # _VERDICT marks
         self.prog = marks.translate(_PROGRESS)  # P for every line with progress
         self.cx = cx  # 1 for a line folded into the context
@@ -188,6 +194,7 @@ class Scanner:
         self._marks: dict[bytes, int] = {b"": _BLANK.mark}
         self._cache_bytes = 0
         self._plans: dict[object, _Plan] = {}
+        self._shapes: dict[bytes, tuple[int, int, str]] = {}
         self._plan_refs = 0
         self._contexts: dict[tuple[_Ctx, tuple[bytes, ...]], _Ctx] = {}
         self._interned: dict[object, _Ctx] = {}
@@ -244,7 +251,7 @@ class Scanner:
         self.lines_other += marks.count(b"O")
         verdicts = marks.translate(_VERDICT)
         cx = marks.translate(_CONTEXT)
-        batch = _Batch(lines, verdicts, cx, first)
+        batch = _Batch(lines, marks, verdicts, cx, first)
         lo = 0
         while multi:
             j = marks.find(b"M", lo)
@@ -275,8 +282,10 @@ class Scanner:
             self._stretch(batch, lo, c)
         self._close()
         # Attempts wholly inside the block, each up to the start line of the next: they start afresh
-        # and hold progress, so their verdict is read off the marks; only the context is carried on.
-        cx = batch.cx
+        # and hold progress, so one regex over the marks cuts them all (in C), and what each one's
+        # marks mean (verdict, context lines) is memoised on its marks: a retry loop repeats a few
+        # shapes. Only the context is folded attempt by attempt.
+        shapes = self._shapes
         cxt = batch.cxt
         ci = batch.ci
         contexts = self._contexts
@@ -285,31 +294,26 @@ class Scanner:
         failed = 0
         last_failure = last_success = None
         a = c
-        while True:
-            q = prog.find(b"P", a + 1, hi)
-            if q < 0:
-                break
-            b = marks.find(b"S", q, hi)
-            if b < 0:
-                break
-            k = cx.count(1, a, b)
+        for shape in _ATTEMPT.findall(batch.raw, c, hi):
+            info = shapes.get(shape)
+            if info is None:
+                info = self._shape(shape)
+            n, k, outcome = info
             if k:
                 key = (ctx, cxt[ci : ci + k])
                 ci += k
                 done = contexts.get(key)
                 ctx = done if done is not None else self._fold(key)
-            f = marks.rfind(b"F", a, b)
-            if marks.rfind(b"K", a, b) > f:
-                last_success = (index, ctx, a, b)
-            elif f >= 0:
-                last_failure = (index, ctx, a, b)
-                failed += 1
-            elif marks.find(b"W", a, b) >= 0:
-                last_success = (index, ctx, a, b)
+            if outcome:
+                if outcome is _FAILED:
+                    last_failure = (index, ctx, a, a + n)
+                    failed += 1
+                else:
+                    last_success = (index, ctx, a, a + n)
             index += 1
             sticky = ctx.sticky
             ctx = sticky if sticky is not None else self._sticky(ctx)
-            a = b
+            a += n
         batch.ci = ci
         self.failed_attempts += failed
         self.attempts = index
@@ -319,6 +323,24 @@ class Scanner:
             self.last_success = self._closed(batch, *last_success)
         self.cur = _Attempt(index, ctx)
         self._stretch(batch, a, hi)
+
+    def _shape(self, shape: bytes) -> tuple[int, int, str]:
+        """Length, number of context lines and outcome of an attempt with these marks."""
+        verdicts = shape.translate(_VERDICT)
+        f = verdicts.rfind(b"F")
+        if verdicts.rfind(b"K") > f:
+            outcome = _SUCCEEDED
+        elif f >= 0:
+            outcome = _FAILED
+        elif b"W" in verdicts:
+            outcome = _SUCCEEDED
+        else:
+            outcome = ""
+        info = (len(shape), shape.translate(_CONTEXT).count(1), outcome)
+        if len(self._shapes) >= MEMO_PLANS:
+            self._shapes.clear()
+        self._shapes[shape] = info
+        return info
 
     def _closed(self, batch: _Batch, index: int, ctx: _Ctx, a: int, b: int) -> _Attempt:
         att = _Attempt(index, ctx)
