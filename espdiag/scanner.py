@@ -26,9 +26,10 @@ from operator import attrgetter
 from typing import BinaryIO
 
 from espdiag import context as ctxmod
+from espdiag import premark
 from espdiag.events import KINDS, FieldValue
 from espdiag.normalise import normalise
-from espdiag.parse import parse_line
+from espdiag.parse import parse_line, parser
 from espdiag.reader import iter_batches
 from espdiag.sessions import (
     _STICKY,
@@ -207,8 +208,12 @@ class Scanner:
         self.lines_other = 0
 
     # ------------------------------------------------------------------------- distinct lines
-    def _learn(self, lines: list[bytes]) -> None:
-        """Parse the batch's lines not seen yet (the cache is bounded: clear it when it would overflow)."""
+    def _learn(self, lines: list[bytes], build: bool = True) -> None:
+        """Parse the batch's lines not seen yet (the cache is bounded: clear it when it would overflow).
+
+        Before letting the cache go, the attempts whose pending lines it holds are built (``build``), so
+        that nothing is parsed twice; a build that meets an unknown line learns it without that step.
+        """
         cache = self._cache
         new = set(lines)
         new.difference_update(cache.keys())
@@ -216,10 +221,10 @@ class Scanner:
             return
         size = sum(map(len, new))
         if len(cache) + len(new) > CACHE_LINES or self._cache_bytes + size > CACHE_BYTES:
-            # pending lines refer to the cache's records: build those attempts before letting go
-            for att in (self.cur, self.last_failure, self.last_success):
-                if att is not None and att.pending:
-                    self._build(att)
+            if build:
+                for att in (self.cur, self.last_failure, self.last_success):
+                    if att is not None and att.pending:
+                        self._build(att)
             cache.clear()
             cache[b""] = _BLANK
             self._marks.clear()
@@ -234,16 +239,31 @@ class Scanner:
             rec = cache[raw] = _Line(parse_raw(raw))
             marks[raw] = rec.mark
 
-    # ------------------------------------------------------------------------- feeding
-    def feed(self, first: int, lines: list[bytes]) -> None:
-        """Feed one batch of physical lines; ``first`` is the number of ``lines[0]``."""
-        if not lines:
-            return
+    def _records(self, lines: list[bytes]) -> list[_Line]:
         try:
-            marks = bytes(map(self._marks.__getitem__, lines))
+            return list(map(self._cache.__getitem__, lines))
+        except KeyError:  # only when the marks came from the helper process (premark.py)
+            self._learn(lines, build=False)
+            return list(map(self._cache.__getitem__, lines))
+
+    def marks_of(self, lines: list[bytes]) -> bytes:
+        """One mark (``_Line.mark``) per line, parsing the lines not seen yet."""
+        try:
+            return bytes(map(self._marks.__getitem__, lines))
         except KeyError:
             self._learn(lines)
-            marks = bytes(map(self._marks.__getitem__, lines))
+            return bytes(map(self._marks.__getitem__, lines))
+
+    # ------------------------------------------------------------------------- feeding
+    def feed(self, first: int, lines: list[bytes], marks: bytes | None = None) -> None:
+        """Feed one batch of physical lines; ``first`` is the number of ``lines[0]``.
+
+        ``marks``, when given, are the batch's marks as :meth:`marks_of` gives them (premark.py).
+        """
+        if not lines:
+            return
+        if marks is None:
+            marks = self.marks_of(lines)
         n = len(lines)
         self.lines = first + n - 1
         multi = marks.count(b"M")
@@ -256,7 +276,7 @@ class Scanner:
         while multi:
             j = marks.find(b"M", lo)
             self._block(batch, lo, j)
-            self._multi(self._cache[lines[j]], first + j)
+            self._multi(self._records([lines[j]])[0], first + j)
             lo = j + 1
             multi -= 1
         self._block(batch, lo, n)
@@ -385,9 +405,7 @@ class Scanner:
         ctx, raws = key
         d = dict(ctx.items)
         update = ctxmod.update
-        cache = self._cache
-        for raw in raws:
-            rec = cache[raw]
+        for rec in self._records(list(raws)):
             update(d, rec.kind, rec.fields, rec.text)
         done = self._intern(tuple(d.items()))
         if len(self._contexts) >= MEMO_PLANS:
@@ -450,7 +468,7 @@ class Scanner:
                     _keep(session, line, kind, text, fields)
             else:
                 lines, a, b, base = entry
-                self._replay(list(map(self._cache.__getitem__, lines[a:b])), base + a, session)
+                self._replay(self._records(lines[a:b]), base + a, session)
         att.pending = []
         att.refs = 0
         session.context = dict(att.ctx.items)
@@ -716,16 +734,24 @@ def _apply(plan: _Plan, session: Session, base: int) -> None:
         session.weak_success = True
 
 
-def scan_batches(batches: Iterable[tuple[int, list[bytes]]]) -> tuple[Tracker, int]:
+def scan_batches(batches: Iterable[tuple[int, list[bytes]]], helper: premark.Helper | None = None) -> tuple[Tracker, int]:
     scanner = Scanner()
     for first, lines in batches:
-        scanner.feed(first, lines)
+        scanner.feed(first, lines, helper.marks(first, len(lines)) if helper is not None else None)
     return scanner.finish(), scanner.lines
 
 
 def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
-    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
-    return scan_batches(iter_batches(stream, name))
+    """Read, normalise and parse a whole log into a session tracker; return it and the line count.
+
+    A big log file is marked ahead by a helper process where a spare CPU allows (premark.py).
+    """
+    helper = premark.start(stream, name, Scanner().marks_of, prepare=parser)
+    try:
+        return scan_batches(iter_batches(stream, name), helper)
+    finally:
+        if helper is not None:
+            helper.close()
 
 
 __all__ = ["KEEP_OTHER", "Scanner", "Session", "parse_raw", "scan", "scan_batches"]
