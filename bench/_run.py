@@ -26,7 +26,9 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs, {cpu}, Python {platform.python_version()} ({platform.system()})"
 
 
-def run_child(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, int, int]:
+def run_child(
+    argv: list[str], stdout: int | None = subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> tuple[float, int, int]:
     """Run a child to completion; return (wall seconds, exit code, its max RSS in KiB).
 
     ``ru_maxrss`` of RUSAGE_CHILDREN is the largest of all children waited for so far, so each
@@ -34,7 +36,7 @@ def run_child(argv: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple
     """
     start = time.perf_counter()
     wrapped = [sys.executable, __file__, "--child", *argv]
-    out = subprocess.run(wrapped, stdout=subprocess.PIPE, check=False)
+    out = subprocess.run(wrapped, stdout=subprocess.PIPE, check=False, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - start
     code_s, rss_s = out.stdout.decode().split()
     return wall, int(code_s), int(rss_s)

@@ -10,7 +10,9 @@ does the look-ups (and the parsing of new distinct lines) while the scanner does
   batches, and sends each batch's marks down a pipe;
 * the scanner takes a batch's marks from the pipe and checks they fit (same first line, same number
   of lines); if they do not, or the helper is gone, it computes the marks itself from then on, so the
-  result is always the one the sequential scan gives.
+  result is always the one the sequential scan gives;
+* the scanner still parses the lines it folds into a context or keeps as an attempt's events; when
+  that is most lines (a log of distinct lines that is one long attempt), it ends the helper.
 
 Off when ``ESPDIAG_JOBS=1``, on platforms without ``fork``, with one usable CPU, for pipes and small
 files, and when other threads run (forking those is unsafe).
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from espdiag.reader import iter_batches
 
 MIN_BYTES = 32 << 20  # smaller files are scanned in one process: forking costs more than it saves
+USELESS_AFTER = 20_000  # lines the scanner parsed itself before it may judge the helper useless
 _HEADER = struct.Struct("<QI")  # number of the batch's first line, number of lines (= marks that follow)
 _PIPE_BYTES = 1 << 20  # let the helper run ahead by this much (Linux; elsewhere the default)
 

@@ -121,7 +121,7 @@ _FLAG = attrgetter("flag")
 _ATTEMPT = re.compile(rb"S[^FKWPfkwp]*[FKWPfkwp][^S]*(?=S)")
 _FAILED, _SUCCEEDED = "failure", "success"
 _BLANK = _Line(())
-PENDING_REFS = 200_000  # line references an attempt may hold before it is built (memory bound)
+PENDING_REFS = 50_000  # line references an attempt may hold before it is built (memory bound)
 
 
 def parse_raw(raw: bytes) -> tuple[Item, ...]:
@@ -192,6 +192,7 @@ class Scanner:
         self.tracker = Tracker()
         self.lines = 0
         self._cache: dict[bytes, _Line] = {b"": _BLANK}
+        self._by_text: dict[tuple[str, ...], _Line] = {(): _BLANK}  # the records of the cached lines, by text
         self._marks: dict[bytes, int] = {b"": _BLANK.mark}
         self._cache_bytes = 0
         self._plans: dict[object, _Plan] = {}
@@ -206,6 +207,7 @@ class Scanner:
         self.failed_attempts = 0
         self.events_seen = 0
         self.lines_other = 0
+        self.parsed = 0  # distinct lines (after normalising) this scanner parsed itself
 
     # ------------------------------------------------------------------------- distinct lines
     def _learn(self, lines: list[bytes], build: bool = True) -> None:
@@ -227,6 +229,8 @@ class Scanner:
                         self._build(att)
             cache.clear()
             cache[b""] = _BLANK
+            self._by_text.clear()
+            self._by_text[()] = _BLANK
             self._marks.clear()
             self._marks[b""] = _BLANK.mark
             self._cache_bytes = 0
@@ -235,8 +239,16 @@ class Scanner:
             size = sum(map(len, new))
         self._cache_bytes += size
         marks = self._marks
+        # Distinct raw lines often share their text: a serial monitor stamps every line with the time
+        # ("12:34:56.789 -> "), which normalising removes. Such lines share one record.
+        by_text = self._by_text
         for raw in new:
-            rec = cache[raw] = _Line(parse_raw(raw))
+            texts = tuple(normalise(raw.decode("utf-8", "replace")))
+            rec = by_text.get(texts)
+            if rec is None:
+                rec = by_text[texts] = _Line(tuple((t, *_kind_fields(t)) for t in texts))
+                self.parsed += 1
+            cache[raw] = rec
             marks[raw] = rec.mark
 
     def _records(self, lines: list[bytes]) -> list[_Line]:
@@ -737,7 +749,15 @@ def _apply(plan: _Plan, session: Session, base: int) -> None:
 def scan_batches(batches: Iterable[tuple[int, list[bytes]]], helper: premark.Helper | None = None) -> tuple[Tracker, int]:
     scanner = Scanner()
     for first, lines in batches:
-        scanner.feed(first, lines, helper.marks(first, len(lines)) if helper is not None else None)
+        if helper is None:
+            scanner.feed(first, lines)
+            continue
+        scanner.feed(first, lines, helper.marks(first, len(lines)))
+        if scanner.parsed > max(premark.USELESS_AFTER, scanner.lines // 2):
+            # the scanner parses most lines anyway (a log of distinct lines that it must keep): the
+            # helper only doubles the work
+            helper.close()
+            helper = None
     return scanner.finish(), scanner.lines
 
 

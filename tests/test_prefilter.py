@@ -42,11 +42,3 @@ def test_filter_agrees_with_lark(line: str, cut: int, junk: str) -> None:
     for text in (line[cut:], junk + line, line[:cut]):
         if _unfiltered(text) == "parsed":
             assert parse.first_token().match(text) is not None
-
-
-@pytest.mark.parametrize("line", SAMPLE_LINES[::7] + [c[0] for c in CASES][::5])
-def test_reused_scanner_and_compiled_filter_agree(line: str) -> None:
-    # first_token() borrows lark's start-state scanner; the fallback compiles the same terminals
-    fallback = parse.first_token_from_terminals()
-    for text in (line, "  " + line, line[3:]):
-        assert (parse.first_token().match(text) is None) == (fallback.match(text) is None)

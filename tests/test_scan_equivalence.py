@@ -181,3 +181,20 @@ def test_small_batches_scan_the_same() -> None:
     for i in range(0, len(lines), step):
         got.feed(i + 1, lines[i : i + step])
     assert _state(got.finish(), len(lines)) == _state(*reference_scan(data))
+
+
+def _stamped(data: bytes) -> bytes:
+    # a serial monitor's time stamp on every line makes every raw line distinct
+    return b"".join(b"12:%02d:%02d.%03d -> %s\n" % (i // 60000 % 60, i // 1000 % 60, i % 1000, line)
+                    for i, line in enumerate(data.splitlines()))
+
+
+@pytest.mark.parametrize("data", [OK * 30 + BAD * 20, (CK + IDE + PROSE) * 25], ids=["esptool", "ck-ide"])
+def test_time_stamped_lines_scan_the_same_and_share_records(data: bytes) -> None:
+    stamped = _stamped(data)
+    check_same(stamped)
+    s = scanner.Scanner()
+    lines = stamped.split(b"\n")
+    s.feed(1, lines)
+    # each message is parsed once, however many distinct time stamps it came with
+    assert s.parsed <= len(set(data.splitlines())) + 1
