@@ -14,6 +14,8 @@ line, and little per attempt, on a big log:
   and last successful attempts are built at the end, by replaying their lines through the exact path
   (``Scanner._build``: runs folded in bulk with memoised plans, the rest as ``Tracker.add`` would).
   An attempt holding too many pending lines, or lines the cache is about to let go, is built early.
+
+For a big file, the marks can come from a helper process instead (premark.py, wired in ``scan``).
 """
 
 from __future__ import annotations
