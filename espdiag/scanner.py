@@ -56,6 +56,7 @@ MIN_RUN = 12  # shorter runs go line by line: the bulk set-up costs more than it
 MEMO_RUN = 4096  # longer runs are planned afresh (their set-up cost is spread over many lines)
 MEMO_PLANS = 4096  # plans remembered ...
 MEMO_REFS = 1 << 20  # ... holding at most this many line references in their keys
+SHAPE_BYTES = 4 << 20  # attempt shapes (their marks) remembered, in bytes
 
 HOT, PLAIN, CTX = 0, 1, 2  # how a line is fed: through Tracker.add, in bulk, in bulk + a context update
 
@@ -128,7 +129,15 @@ PENDING_REFS = 50_000  # line references an attempt may hold before it is built 
 
 def parse_raw(raw: bytes) -> tuple[Item, ...]:
     """Decode, normalise and parse one physical line into its logical lines."""
-    return tuple((t, *_kind_fields(t)) for t in normalise(raw.decode("utf-8", "replace")))
+    return _parse_texts(_texts(raw))
+
+
+def _texts(raw: bytes) -> tuple[str, ...]:
+    return tuple(normalise(raw.decode("utf-8", "replace")))
+
+
+def _parse_texts(texts: tuple[str, ...]) -> tuple[Item, ...]:
+    return tuple((t, *_kind_fields(t)) for t in texts)
 
 
 def _kind_fields(text: str) -> tuple[str, dict[str, FieldValue]]:
@@ -199,6 +208,7 @@ class Scanner:
         self._cache_bytes = 0
         self._plans: dict[object, _Plan] = {}
         self._shapes: dict[bytes, tuple[int, int, str]] = {}
+        self._shape_bytes = 0
         self._plan_refs = 0
         self._contexts: dict[tuple[_Ctx, tuple[bytes, ...]], _Ctx] = {}
         self._interned: dict[object, _Ctx] = {}
@@ -245,10 +255,10 @@ class Scanner:
         # ("12:34:56.789 -> "), which normalising removes. Such lines share one record.
         by_text = self._by_text
         for raw in new:
-            texts = tuple(normalise(raw.decode("utf-8", "replace")))
+            texts = _texts(raw)
             rec = by_text.get(texts)
             if rec is None:
-                rec = by_text[texts] = _Line(tuple((t, *_kind_fields(t)) for t in texts))
+                rec = by_text[texts] = _Line(_parse_texts(texts))
                 self.parsed += 1
             cache[raw] = rec
             marks[raw] = rec.mark
@@ -339,7 +349,7 @@ class Scanner:
                 done = contexts.get(key)
                 ctx = done if done is not None else self._fold(key)
             if outcome:
-                if outcome is _FAILED:
+                if outcome == _FAILED:
                     last_failure = (index, ctx, a, a + n)
                     failed += 1
                 else:
@@ -371,8 +381,10 @@ class Scanner:
         else:
             outcome = ""
         info = (len(shape), shape.translate(_CONTEXT).count(1), outcome)
-        if len(self._shapes) >= MEMO_PLANS:
+        self._shape_bytes += len(shape)
+        if len(self._shapes) >= MEMO_PLANS or self._shape_bytes > SHAPE_BYTES:
             self._shapes.clear()
+            self._shape_bytes = len(shape)
         self._shapes[shape] = info
         return info
 

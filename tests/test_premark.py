@@ -86,37 +86,27 @@ def _run_with(path: Path, marks_of: object) -> object:
             helper.close()
 
 
-def test_a_helper_out_of_step_is_dropped(tmp_path: Path, small_batches: None, used: list[int]) -> None:
+@pytest.mark.parametrize(("breaks", "good"), [("out of step", 4), ("dies", 3)])
+def test_a_broken_helper_is_dropped(breaks: str, good: int, tmp_path: Path, small_batches: None,
+                                    used: list[int]) -> None:
+    # after `good` batches the helper sends marks that do not fit (one short), or raises and exits
     data = _mixture(3)
     path = tmp_path / "big.log"
     path.write_bytes(data)
     marker = scanner.Scanner()
     calls = [0]
 
-    def wrong_after_four(lines: list[bytes]) -> bytes:
+    def marks_of(lines: list[bytes]) -> bytes:
         calls[0] += 1
         marks = marker.marks_of(lines)
-        return marks[:-1] if calls[0] > 4 else marks
-
-    assert _run_with(path, wrong_after_four) == _state(*reference_scan(data))
-    assert used[0] == 4
-
-
-def test_a_helper_that_dies_is_dropped(tmp_path: Path, small_batches: None, used: list[int]) -> None:
-    data = _mixture(4)
-    path = tmp_path / "big.log"
-    path.write_bytes(data)
-    marker = scanner.Scanner()
-    calls = [0]
-
-    def dies_after_three(lines: list[bytes]) -> bytes:
-        calls[0] += 1
-        if calls[0] > 3:
+        if calls[0] <= good:
+            return marks
+        if breaks == "dies":
             raise RuntimeError("helper broke")
-        return marker.marks_of(lines)
+        return marks[:-1]
 
-    assert _run_with(path, dies_after_three) == _state(*reference_scan(data))
-    assert used[0] == 3
+    assert _run_with(path, marks_of) == _state(*reference_scan(data))
+    assert used[0] == good
 
 
 def test_helper_is_reaped(tmp_path: Path, small_batches: None) -> None:
