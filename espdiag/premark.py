@@ -27,6 +27,7 @@ import stat
 import struct
 import threading
 from collections.abc import Callable
+from typing import BinaryIO
 
 from espdiag.reader import iter_batches
 
@@ -67,14 +68,14 @@ class Helper:
 
     def __init__(self, pid: int, fd: int) -> None:
         self.pid = pid
-        self._pipe: object | None = os.fdopen(fd, "rb", buffering=1 << 16)
+        self._pipe: BinaryIO | None = os.fdopen(fd, "rb", buffering=1 << 16)
 
     def marks(self, first: int, n: int) -> bytes | None:
         """The marks of the batch of ``n`` lines starting at line ``first``, or None from now on."""
         pipe = self._pipe
         if pipe is None:
             return None
-        read = pipe.read  # type: ignore[attr-defined]
+        read = pipe.read
         head = read(_HEADER.size)
         if len(head) == _HEADER.size:
             got_first, got_n = _HEADER.unpack(head)
@@ -89,7 +90,7 @@ class Helper:
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
             with contextlib.suppress(OSError):
-                pipe.close()  # type: ignore[attr-defined]
+                pipe.close()
         if self.pid:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGTERM)
@@ -99,15 +100,15 @@ class Helper:
 
 
 def start(
-    stream: object, name: str, marks_of: Callable[[list[bytes]], bytes], prepare: Callable[[], object] = lambda: None
+    stream: BinaryIO, name: str, marks_of: Callable[[list[bytes]], bytes], prepare: Callable[[], object] = lambda: None
 ) -> Helper | None:
     """Fork a helper for ``stream`` if it is a big regular file; ``marks_of`` marks one batch.
 
     ``prepare`` runs before the fork, so that what both processes need (the parser) is loaded once.
     """
     try:
-        fd = stream.fileno()  # type: ignore[attr-defined]
-        offset = stream.tell()  # type: ignore[attr-defined]
+        fd = stream.fileno()
+        offset = stream.tell()
         st = os.fstat(fd)
     except (AttributeError, OSError, ValueError):
         return None

@@ -122,7 +122,6 @@ _FLAG = attrgetter("flag")
 # One whole attempt inside a block, in the raw marks: its start line, anything up to its first progress,
 # then everything up to (not including) the next start line, which must be there.
 _ATTEMPT = re.compile(rb"S[^FKWPfkwp]*[FKWPfkwp][^S]*(?=S)")
-_FAILED, _SUCCEEDED = "failure", "success"
 _BLANK = _Line(())
 PENDING_REFS = 50_000  # line references an attempt may hold before it is built (memory bound)
 
@@ -348,12 +347,11 @@ class Scanner:
                 ci += k
                 done = contexts.get(key)
                 ctx = done if done is not None else self._fold(key)
-            if outcome:
-                if outcome == _FAILED:
-                    last_failure = (index, ctx, a, a + n)
-                    failed += 1
-                else:
-                    last_success = (index, ctx, a, a + n)
+            if outcome == "failure":
+                last_failure = (index, ctx, a, a + n)
+                failed += 1
+            elif outcome == "success":
+                last_success = (index, ctx, a, a + n)
             index += 1
             sticky = ctx.sticky
             ctx = sticky if sticky is not None else self._sticky(ctx)
@@ -369,17 +367,10 @@ class Scanner:
         self._stretch(batch, a, hi)
 
     def _shape(self, shape: bytes) -> tuple[int, int, str]:
-        """Length, number of context lines and outcome of an attempt with these marks."""
+        """Length, number of context lines and verdict of an attempt with these marks."""
         verdicts = shape.translate(_VERDICT)
-        f = verdicts.rfind(b"F")
-        if verdicts.rfind(b"K") > f:
-            outcome = _SUCCEEDED
-        elif f >= 0:
-            outcome = _FAILED
-        elif b"W" in verdicts:
-            outcome = _SUCCEEDED
-        else:
-            outcome = ""
+        # positions + 1 stand for line numbers: verdict() only compares them (0 = none seen)
+        outcome = verdict(verdicts.rfind(b"K") + 1, verdicts.rfind(b"F") + 1, b"W" in verdicts)
         info = (len(shape), shape.translate(_CONTEXT).count(1), outcome)
         self._shape_bytes += len(shape)
         if len(self._shapes) >= MEMO_PLANS or self._shape_bytes > SHAPE_BYTES:
