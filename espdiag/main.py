@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -107,6 +106,8 @@ def _error_handler() -> Iterator[list[int]]:
             return
         print(f"espdiag: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         print("Please report this at the project's issue tracker with the details below.\n", file=sys.stderr)
+        import platform  # only for a crash report: it costs start-up time
+
         print(f"### version information\n\nespdiag {__version__}, Python {platform.python_version()}, "
               f"{platform.platform()}\n\n### error information\n\n```\n{traceback.format_exc()}```",
               file=sys.stderr)

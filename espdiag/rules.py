@@ -6,7 +6,6 @@ at the first. The rule format is documented in rules/README.md.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
 import re
@@ -156,6 +155,8 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineD
 
 
 def _suggest(word: object, choices: Iterable[str]) -> str:
+    import difflib  # only for error messages: it costs start-up time
+
     hint = difflib.get_close_matches(str(word), sorted(choices), n=1)
     return f" (did you mean {hint[0]!r}?)" if hint else ""
 
