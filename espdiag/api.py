@@ -102,7 +102,11 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
         verdict = "success"
         notes.append("The data was written and verified; the error came from a step after the upload "
                      "(resetting the chip or opening a monitor).")
-    if attempts > 1:
+    if tracker.unfinished:
+        notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); the last one ends before "
+                     "it failed or finished (the log is cut short, or the upload was still running), so this "
+                     f"diagnoses attempt {session.index}, the last that failed.")
+    elif attempts > 1:
         which = f"attempt {session.index} of {attempts}"
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
     matches = engine.run(ruleset, session, ctx, verdict)

@@ -125,6 +125,7 @@ class Tracker:
         self.failed_attempts = 0
         self.events_seen = 0
         self.lines_other = 0
+        self.unfinished = 0  # set by result(): the last attempt, when it ended without a result
 
     def add(self, line: int, kind: str, text: str, fields: Mapping[str, FieldValue]) -> None:
         self.events_seen += 1
@@ -154,23 +155,34 @@ class Tracker:
         self.current = Session(index=self.attempts, context=inherited)
 
     def result(self) -> tuple[Session, int, int]:
-        """The attempt to diagnose, the number of attempts, and how many of them failed."""
+        """The attempt to diagnose, the number of attempts, and how many of them failed.
+
+        That is the last attempt, unless it has no result: then the last failed attempt, when no success
+        came after it. Trailing text (no progress) is not an attempt at all; an attempt that progressed
+        but ends without a result (a paste cut short, a capture of a retry loop stopped mid-way) is
+        counted and named in ``unfinished``, so that the report can say which attempt it explains.
+        """
         cur = self.current
         failed = self.failed_attempts + (1 if cur.verdict == "failure" else 0)
         attempts = self.attempts
-        if not cur.progressed and cur.verdict == "unknown" and self.attempts > 1:
+        self.unfinished = 0
+        if cur.verdict == "unknown" and self.attempts > 1:
+            failure = self.last_failure  # the last failed attempt, unless a success came after it
+            if failure is not None and self.last_success is not None and self.last_success.index > failure.index:
+                failure = None
+            if cur.progressed:
+                if failure is not None:
+                    self.unfinished = cur.index
+                    return self._finished(failure), attempts, failed
+                return self._finished(cur), attempts, failed
             attempts -= 1  # trailing text after the last attempt is not an attempt
-            if self.last_failure is not None and (
-                self.last_success is None or self.last_failure.index > self.last_success.index
-            ):
+            if failure is not None:
                 # a command line pasted after the error output still describes that attempt
                 for key, value in cur.context.items():
-                    self.last_failure.context.setdefault(key, value)
-                return self._finished(self.last_failure), attempts, failed
+                    failure.context.setdefault(key, value)
+                return self._finished(failure), attempts, failed
             if self.last_success is not None:
                 return self._finished(self.last_success), attempts, failed
-        if cur.verdict == "unknown" and self.last_failure is not None and cur.progressed is False:
-            return self._finished(self.last_failure), attempts, failed
         return self._finished(cur), attempts, failed
 
     @staticmethod

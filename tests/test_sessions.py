@@ -22,6 +22,19 @@ def test_trailing_prose_is_not_an_attempt() -> None:
     assert report.verdict == "failure" and report.attempts == 1
 
 
+def test_an_attempt_cut_short_does_not_hide_the_failure_before_it() -> None:
+    cut = "esptool.py v3.0\nSerial port COM4\nConnecting....."
+    report = diagnose_text(FAIL + cut)
+    assert report.verdict == "failure" and report.attempts == 2 and report.first_line == 1
+    assert report.causes[0].id == "boot-mode"
+    assert "the last one ends before it failed or finished" in report.notes[0]
+    assert diagnose_text(OK + FAIL + cut).first_line == 8
+    # a success after the failure: the cut attempt is the one to report, and it has no result
+    report = diagnose_text(FAIL + OK + cut)
+    assert report.verdict == "unknown" and report.attempts == 3
+    assert "this diagnoses attempt 3 of 3" in report.notes[0]
+
+
 def test_retry_inside_an_attempt_that_then_works() -> None:
     log = ("INFO Upload with baud rate 460800 failed. Trying again with baud rate 115200.\n"
            "A fatal error occurred: Serial data stream stopped: Possible serial noise or corruption.\n" + OK[16:])
