@@ -18,8 +18,12 @@ _TIMESTAMP = re.compile(
     r"|\[\d\d:\d\d:\d\d(?:[.,]\d+)?\]\s*"
     r"|\[\d{4}-\d\d-\d\dT[\d:.]+Z?\s+[A-Z]+\s*\]\s*)"  # espflash: [2025-01-01T00:00:00Z INFO ]
 )
-# miette diagnostics (espflash) and tree drawings put box characters before the message
-_BOX = re.compile(r"^[\u2500-\u257f\u25b6\u00d7|>]+\s*")
+# miette diagnostics (espflash) and tree drawings put box characters before the message; miette's
+# ASCII theme (a console without Unicode) writes "x " for the error and "|-> " / "`-> " for its causes
+_BOX = re.compile(r"^(?:[\u2500-\u257f\u25b6\u00d7|>]+|x(?= [A-Z])|[|`]->)\s*")
+# esptool's "Connecting...." gets no line break when what follows comes from elsewhere (esptool-js
+# prints its error there; an IDE interleaves stderr): "Connecting...Error: Failed to execute 'open'"
+_CONNECTING_TAIL = re.compile(r"^(Connecting[._]+)\s*(?=[^\s._])")
 _QUOTE = re.compile(r"^(?:>\s?)+")
 # status symbols that tools put before a message ("\u2139\ufe0f Running esptool ...", "\u274c Failed ...")
 _SYMBOL = re.compile(r"^[\u2139\u2600-\u27bf\u2b00-\u2bff\U0001f300-\U0001faff\ufe0f\u200d]+\s*")
@@ -38,6 +42,9 @@ def normalise(line: str) -> list[str]:
     for part in parts:
         text = _clean(part)
         if text:
+            if text[:10] == "Connecting" and (m := _CONNECTING_TAIL.match(text)):
+                out.append(m.group(1))
+                text = text[m.end() :]
             out.append(text)
     return out
 
@@ -45,12 +52,14 @@ def normalise(line: str) -> list[str]:
 def _clean(text: str) -> str:
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
+    if "\u2026" in text:  # forum software turns "..." into an ellipsis ("Connecting\u2026_")
+        text = text.replace("\u2026", "...")
     text = text.strip()
     if not text:
         return ""
     if text[0] == ">":
         text = _QUOTE.sub("", text)
-    elif text[0] in "\u00d7\u2570\u251c\u2502":
+    elif text[0] in "\u00d7\u2570\u251c\u2502x|`":
         text = _BOX.sub("", text)
     if text[:1].isdigit() or text[:1] == "[":
         text = _TIMESTAMP.sub("", text, count=1)

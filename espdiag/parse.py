@@ -109,6 +109,7 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "CK_NO_REPLY": ("reply", str.strip),
     "PORT_FAILED": ("port", lambda t: t.rsplit(" failed to connect:", 1)[0].strip()),
     "WEB_SERIAL": ("port", lambda t: "WebSerial"),
+    "TOO_BIG_FOR_PARTITION": ("reason", str.strip),
 }
 _SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX"}
 

@@ -105,7 +105,7 @@ CASES = [
     ("([Errno 11] Could not exclusively lock port /dev/ttyUSB0: [Errno 11] Resource temporarily unavailable)", "port_error", {"errno": 11}),
     ("device reports readiness to read but returned no data (device disconnected or multiple access on port?)", "io_error", {}),
     # --- espflash, esptool-js, web flashers --------------------------------------------------------
-    ("Error while connecting to device", "connect_failed", {}),
+    ("Error while connecting to device", "fatal_error", {}),
     ("Failed to connect to the device", "connect_failed", {}),
     ("Failed to connect with the device", "connect_failed", {}),
     ("Serial port: '/dev/ttyUSB0'", "serial_port", {"port": "/dev/ttyUSB0"}),

@@ -57,6 +57,13 @@ def test_line_numbers_refer_to_the_original_input() -> None:
         ("Writing at 0x00000000... (6 %)\rWriting at 0x00004000... (12 %)", ["Writing at 0x00000000... (6 %)", "Writing at 0x00004000... (12 %)"]),
         ("\x00\x00", []),
         ("  \u2570\u2500\u25b6 Failed to connect to the device", ["Failed to connect to the device"]),
+        ("  x The serial port 'COM3' could not be found", ["The serial port 'COM3' could not be found"]),
+        ("  `-> Serial port not found", ["Serial port not found"]),
+        ("x86_64 build", ["x86_64 build"]),
+        ("Connecting\u2026_", ["Connecting..._"]),
+        ("Connecting...Error: Failed to execute 'open' on 'SerialPort'", ["Connecting...", "Error: Failed to execute 'open' on 'SerialPort'"]),
+        ("Connecting......Traceback (most recent call last):", ["Connecting......", "Traceback (most recent call last):"]),
+        ("Connecting........_____....._____", ["Connecting........_____....._____"]),
     ],
 )
 def test_normalise(raw: str, clean: list[str]) -> None:
