@@ -34,7 +34,7 @@ _OPTIONS = {
 _ENV_HINTS = (
     ("arduino-create", "arduino-cloud"), ("arduino15", "arduino-ide"), ("arduino-cli", "arduino-cli"),
     ("sloeber", "arduino-ide"), (".platformio", "platformio"), ("platformio", "platformio"),
-    ("/pio ", "platformio"), ("idf.py", "esp-idf"), ("esphome", "esphome"),
+    ("/pio ", "platformio"), ("idf.py", "esp-idf"), ("esphome", "esphome"), ("espflash", "espflash"),
 )
 
 
@@ -98,12 +98,19 @@ def _words(cmd: str) -> tuple[str, ...]:
         return tuple(cmd.split())
 
 
+# Rust builds name the chip in the target triple (cargo espflash, esp-rs): "xtensa-esp32s3-none-elf";
+# the RISC-V triples ("riscv32imc-esp-espidf") fit several chips and are not used
+_RUST_TARGET = re.compile(r"\bxtensa-(esp32s[23]|esp32)-(?:none|espidf)\b")
+
+
 def apply_command(ctx: Context, cmd: str) -> None:
     low = cmd.lower()
     for needle, env in _ENV_HINTS:
         if needle in low:
             ctx.setdefault("env", env)
             break
+    if "espflash" in low:
+        ctx.setdefault("tool", "espflash")
     if "esptool.exe" in low or re.search(r"esptool(?:\.exe)?\s+-v*c[dbpaf]", low) or " -cd " in low:
         ctx["tool"] = "esptool-ck"
     words = list(_words(cmd))
@@ -130,6 +137,8 @@ def apply_command(ctx: Context, cmd: str) -> None:
             ctx[key] = value
     if "reset_method" not in ctx and "before" in ctx:
         ctx["reset_method"] = str(ctx["before"])
+    if "chip_option" not in ctx and (m := _RUST_TARGET.search(low)):
+        ctx["chip_option"] = chip_family(m.group(1)) or ""
     _images(ctx, words)
 
 
