@@ -111,7 +111,7 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "WEB_SERIAL": ("port", lambda t: "WebSerial"),
     "TOO_BIG_FOR_PARTITION": ("reason", str.strip),
 }
-_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX"}
+_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX", "MAKE_FAILED"}
 
 
 def _fields(tree: Tree[Token]) -> dict[str, FieldValue]:
