@@ -92,6 +92,8 @@ KINDS: dict[str, KindInfo] = {
     "trace_io": KindInfo("info", "esptool --trace read/write byte dump lines"),
     # -- failures reported by esptool.py ---------------------------------------------------------
     "fatal_error": KindInfo("failure", "'A fatal error occurred: TEXT' not otherwise understood (field: text)"),
+    "usage_error": KindInfo("failure", "The flasher refused its command line ('Invalid argument or value after --chip', "
+                            "'esptool.py: error: argument ...', 'Error: No such option') (field: text)"),
     "connect_failed": KindInfo("failure", "A flasher's generic could-not-connect error (esptool-js, espflash, ESP Web Tools)"),
     "usb_download_stuck": KindInfo(
         "info", "S2/S3 'chip was placed into download mode using GPIO0': written, but not reset into the app"

@@ -111,7 +111,8 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "WEB_SERIAL": ("port", lambda t: "WebSerial"),
     "TOO_BIG_FOR_PARTITION": ("reason", str.strip),
 }
-_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX", "MAKE_FAILED"}
+_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX", "MAKE_FAILED", "USAGE_TEXT",
+         "FS_UPLOAD_FAILED"}
 
 
 def _fields(tree: Tree[Token]) -> dict[str, FieldValue]:
@@ -165,7 +166,7 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
             fields["value"] = str(fields["value"])
     elif kind == "command_line":
         fields["cmd"] = text
-    elif kind in ("fatal_error", "upload_error", "warning", "hint", "timeout_error", "secure_download",
+    elif kind in ("fatal_error", "upload_error", "usage_error", "warning", "hint", "timeout_error", "secure_download",
                   "python_exception", "io_error", "connect_failed", "stream_stopped"):
         fields["text"] = text
 
@@ -173,7 +174,7 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
 def parse_line(text: str) -> Parsed:
     """Parse one normalised logical line; lines the grammar does not know are ``other``."""
     result = _parse(text)
-    if result is OTHER or result[0] in _VAGUE:
+    if result is OTHER or result[0] in _VAGUE or (result[0] == "flash_size_unknown" and "(" in text):
         # a known message wrapped in another tool's words ("Unexpected error: ESP Chip Auto-Detection
         # failed: Failed to connect to ...") is worth more than the vague wrapper
         for m in _ANCHORS.finditer(text, 1):
@@ -185,6 +186,9 @@ def parse_line(text: str) -> Parsed:
     return result
 
 
+# (a flash_size_unknown with a reason in parentheses is esptool's "Unable to verify flash chip connection
+# (Packet content transfer stopped ...)": the first command after the stub failed for that reason, and the
+# flash chip was never asked)
 _VAGUE = {"fatal_error", "upload_error", "python_exception"}
 
 
