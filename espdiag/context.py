@@ -87,6 +87,13 @@ def _set_port(ctx: Context, port: str) -> None:
         ctx["port_kind"] = "network"
     elif low == "webserial":
         ctx["port_kind"] = "webserial"
+    elif _BLUETOOTH.search(low):
+        ctx["port_kind"] = "bluetooth"  # a paired phone, speaker or headset: never an ESP board
+
+
+# macOS names Bluetooth serial ports after the paired device ("/dev/cu.Bluetooth-Incoming-Port",
+# "/dev/cu.BoseColorIISoundLink-SP", "-SPPDev"); Linux binds them as /dev/rfcommN
+_BLUETOOTH = re.compile(r"^/dev/(?:cu|tty)\.(?:.*bluetooth|.*soundlink|.*airpods|.*-spp(?:dev)?\b|.*-sp$)|^/dev/rfcomm\d")
 
 
 @functools.lru_cache(maxsize=256)

@@ -29,6 +29,8 @@ def ctx_of(log: str) -> dict:
         ("     Running `espflash flash --monitor target/xtensa-esp32s2-none-elf/debug/app`\n[2024-01-01T00:00:00Z INFO ] Serial port: 'COM4'",
          {"chip": "ESP32-S2", "chip_option": "ESP32-S2", "port": "COM4", "native_usb_possible": True}),
         ("$ cargo espflash flash --target riscv32imc-esp-espidf --release", {"env": "espflash", "tool": "espflash"}),
+        ("Serial port /dev/cu.BoseColorIISoundLink-SP", {"port_kind": "bluetooth", "os": "macos"}),
+        ("Serial port /dev/rfcomm0", {"port_kind": "bluetooth", "os": "linux"}),
         ("esptool v5.6.0\nSerial port /dev/ttyUSB0:\nConnected to ESP32-S3 on /dev/ttyUSB0:",
          {"tool": "esptool", "tool_version": "5.6.0", "chip": "ESP32-S3", "port_kind": "usb-serial", "native_usb": False}),
         ("Auto-detected: /dev/ttyUSB0\nUploading .pio/build/d1/firmware.bin\n*** [upload] Error 2", {"env": "platformio", "port": "/dev/ttyUSB0"}),

@@ -124,6 +124,8 @@ CASES = [
     ("esptool.py: error: unrecognized arguments: --after", "usage_error", {}),
     ("Error: No such option: --flash_mode", "usage_error", {}),
     ("SPIFFS Upload failed!", "upload_error", {}),
+    ("Error: unknown board: nodemcu", "usage_error", {}),
+    ("Using port /dev/cu.Bluetooth-Incoming-Port", "serial_port", {"port": "/dev/cu.Bluetooth-Incoming-Port"}),
     ("A fatal error occurred: Unable to verify flash chip connection (No serial data received.).", "no_serial_data", {"fatal": True}),
     ("A fatal error occurred: Unable to verify flash chip connection (Packet content transfer stopped (received 8 bytes)).", "stream_stopped", {}),
     ("     Running `espflash flash --monitor target/xtensa-esp32s3-none-elf/debug/app`", "command_line", {}),
