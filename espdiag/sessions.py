@@ -166,10 +166,17 @@ class Tracker:
         failed = self.failed_attempts + (1 if cur.verdict == "failure" else 0)
         attempts = self.attempts
         self.unfinished = 0
+        failure = self.last_failure  # the last failed attempt, unless a success came after it
+        if failure is not None and self.last_success is not None and self.last_success.index > failure.index:
+            failure = None
+        if failure is not None and cur.verdict == "failure" and _wrapper_summary(cur):
+            # a start line (ESP-IDF's "esptool.py ..." echo, an IDE's command line) between the
+            # flasher's error and the wrapper's own "exit status 2" / "make: *** Error 2": the wrapper
+            # is reporting the attempt before, not starting one
+            for key, value in cur.context.items():
+                failure.context.setdefault(key, value)
+            return self._finished(failure), attempts - 1, failed - 1
         if cur.verdict == "unknown" and self.attempts > 1:
-            failure = self.last_failure  # the last failed attempt, unless a success came after it
-            if failure is not None and self.last_success is not None and self.last_success.index > failure.index:
-                failure = None
             if cur.progressed:
                 if failure is not None:
                     self.unfinished = cur.index
@@ -189,6 +196,14 @@ class Tracker:
     def _finished(session: Session) -> Session:
         ctxmod.finish(session.context)
         return session
+
+
+_WRAPPER_FAILURES = {"exit_status", "upload_error"}
+
+
+def _wrapper_summary(session: Session) -> bool:
+    """The attempt holds nothing but start/info lines and a wrapper's failure summary."""
+    return all(kind in _WRAPPER_FAILURES or KINDS[kind].role in ("start", "info", "other") for kind in session.kinds)
 
 
 # the data went through but nothing verified it (truncated pastes, --no-stub, v5 logs without "Leaving")

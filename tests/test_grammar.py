@@ -125,6 +125,8 @@ CASES = [
     ("Error: No such option: --flash_mode", "usage_error", {}),
     ("SPIFFS Upload failed!", "upload_error", {}),
     ("Error: unknown board: nodemcu", "usage_error", {}),
+    ("esptool.py failed", "exit_status", {}),
+    ("esptool.py failed with exit code 2", "exit_status", {"code": 2}),
     ("Using port /dev/cu.Bluetooth-Incoming-Port", "serial_port", {"port": "/dev/cu.Bluetooth-Incoming-Port"}),
     ("A fatal error occurred: Unable to verify flash chip connection (No serial data received.).", "no_serial_data", {"fatal": True}),
     ("A fatal error occurred: Unable to verify flash chip connection (Packet content transfer stopped (received 8 bytes)).", "stream_stopped", {}),

@@ -35,6 +35,16 @@ def test_an_attempt_cut_short_does_not_hide_the_failure_before_it() -> None:
     assert "this diagnoses attempt 3 of 3" in report.notes[0]
 
 
+def test_a_wrapper_summary_after_a_start_line_belongs_to_the_attempt_before() -> None:
+    log = FAIL + "CMake Error at run_cmd.cmake:14 (message):\nesptool.py v3.0\nmake: *** [Makefile:190: flash] Error 2\n"
+    report = diagnose_text(log)
+    assert report.verdict == "failure" and report.attempts == 1 and report.failed_attempts == 1
+    assert report.causes and report.causes[0].id == "boot-mode"
+    # with real progress after the start line it is an attempt of its own
+    report = diagnose_text(FAIL + "esptool.py v3.0\nConnecting....\nChip is ESP8266EX\nA fatal error occurred: Timed out waiting for packet content\n")
+    assert report.attempts == 2 and report.first_line == 5
+
+
 def test_retry_inside_an_attempt_that_then_works() -> None:
     log = ("INFO Upload with baud rate 460800 failed. Trying again with baud rate 115200.\n"
            "A fatal error occurred: Serial data stream stopped: Possible serial noise or corruption.\n" + OK[16:])
