@@ -12,7 +12,7 @@ from espdiag.events import Event, FieldValue
 from espdiag.reader import iter_lines
 from espdiag.report import Report
 from espdiag.rules import RuleSet, load_rules
-from espdiag.sessions import Session, Tracker
+from espdiag.sessions import WRAPPER_FAILURES, Session, Tracker
 
 _CACHE_LIMIT = 100_000  # distinct physical lines remembered per log
 _default_rules: RuleSet | None = None
@@ -70,9 +70,6 @@ def _boot_only_success(session: Session) -> bool:
     return False
 
 
-_WRAPPER_FAILURES = {"exit_status", "upload_error"}
-
-
 def _verified(session: Session) -> bool:
     return bool(session.count("hash_verified") or session.count("ck_done"))
 
@@ -83,7 +80,7 @@ def _failed_only_after_upload(session: Session) -> bool:
     events = session.events()
     verified = max((e.line for e in events if e.kind == "hash_verified"), default=0)
     later = [e for e in events if e.line > verified and e.role == "failure"]
-    return bool(verified and later) and all(e.kind in _WRAPPER_FAILURES for e in later)
+    return bool(verified and later) and all(e.kind in WRAPPER_FAILURES for e in later)
 
 
 def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None) -> Report:

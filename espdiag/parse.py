@@ -174,6 +174,8 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
 def parse_line(text: str) -> Parsed:
     """Parse one normalised logical line; lines the grammar does not know are ``other``."""
     result = _parse(text)
+    # esptool's "Unable to verify flash chip connection (Packet content transfer stopped ...)" is the
+    # first command after the stub failing for the reason in parentheses: the flash chip was never asked
     if result is OTHER or result[0] in _VAGUE or (result[0] == "flash_size_unknown" and "(" in text):
         # a known message wrapped in another tool's words ("Unexpected error: ESP Chip Auto-Detection
         # failed: Failed to connect to ...") is worth more than the vague wrapper
@@ -186,9 +188,6 @@ def parse_line(text: str) -> Parsed:
     return result
 
 
-# (a flash_size_unknown with a reason in parentheses is esptool's "Unable to verify flash chip connection
-# (Packet content transfer stopped ...)": the first command after the stub failed for that reason, and the
-# flash chip was never asked)
 _VAGUE = {"fatal_error", "upload_error", "python_exception"}
 
 

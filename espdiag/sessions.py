@@ -198,12 +198,12 @@ class Tracker:
         return session
 
 
-_WRAPPER_FAILURES = {"exit_status", "upload_error"}
+WRAPPER_FAILURES = {"exit_status", "upload_error"}  # a wrapper summing up the flasher's failure
 
 
 def _wrapper_summary(session: Session) -> bool:
     """The attempt holds nothing but start/info lines and a wrapper's failure summary."""
-    return all(kind in _WRAPPER_FAILURES or KINDS[kind].role in ("start", "info", "other") for kind in session.kinds)
+    return all(kind in WRAPPER_FAILURES or KINDS[kind].role in ("start", "info", "other") for kind in session.kinds)
 
 
 # the data went through but nothing verified it (truncated pastes, --no-stub, v5 logs without "Leaving")
