@@ -126,6 +126,8 @@ CASES = [
     ("SPIFFS Upload failed!", "upload_error", {}),
     ("Error: unknown board: nodemcu", "usage_error", {}),
     ("esptool.py failed", "exit_status", {}),
+    ("make failed with exit code 2", "exit_status", {"code": 2}),
+    ("*** [upload] Error -1", "exit_status", {"code": -1}),
     ("esptool.py failed with exit code 2", "exit_status", {"code": 2}),
     ("Using port /dev/cu.Bluetooth-Incoming-Port", "serial_port", {"port": "/dev/cu.Bluetooth-Incoming-Port"}),
     ("A fatal error occurred: Unable to verify flash chip connection (No serial data received.).", "no_serial_data", {"fatal": True}),
