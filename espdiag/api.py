@@ -86,7 +86,7 @@ def _failed_only_after_upload(session: Session) -> bool:
 def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None) -> Report:
     ruleset = rules if rules is not None else default_rules()
     tracker, lines = scan(stream, name)
-    session, attempts, failed = tracker.result()
+    session, attempts, failed, unfinished = tracker.result()
     ctx = session.context
     verdict = session.verdict
     notes = []
@@ -99,7 +99,7 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
         verdict = "success"
         notes.append("The data was written and verified; the error came from a step after the upload "
                      "(resetting the chip or opening a monitor).")
-    if tracker.unfinished:
+    if unfinished:
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); the last one ends before "
                      "it failed or finished (the log is cut short, or the upload was still running), so this "
                      f"diagnoses attempt {session.index}, the last that failed.")

@@ -125,7 +125,6 @@ class Tracker:
         self.failed_attempts = 0
         self.events_seen = 0
         self.lines_other = 0
-        self.unfinished = 0  # set by result(): the last attempt, when it ended without a result
 
     def add(self, line: int, kind: str, text: str, fields: Mapping[str, FieldValue]) -> None:
         self.events_seen += 1
@@ -154,18 +153,18 @@ class Tracker:
         inherited = {k: v for k, v in done.context.items() if k in _STICKY}
         self.current = Session(index=self.attempts, context=inherited)
 
-    def result(self) -> tuple[Session, int, int]:
-        """The attempt to diagnose, the number of attempts, and how many of them failed.
+    def result(self) -> tuple[Session, int, int, int]:
+        """The attempt to diagnose, the number of attempts, how many of them failed, and ``unfinished``.
 
         That is the last attempt, unless it has no result: then the last failed attempt, when no success
         came after it. Trailing text (no progress) is not an attempt at all; an attempt that progressed
         but ends without a result (a paste cut short, a capture of a retry loop stopped mid-way) is
-        counted and named in ``unfinished``, so that the report can say which attempt it explains.
+        counted and its number returned as ``unfinished`` (else 0), so that the report can say which
+        attempt it explains.
         """
         cur = self.current
         failed = self.failed_attempts + (1 if cur.verdict == "failure" else 0)
         attempts = self.attempts
-        self.unfinished = 0
         failure = self.last_failure  # the last failed attempt, unless a success came after it
         if failure is not None and self.last_success is not None and self.last_success.index > failure.index:
             failure = None
@@ -175,22 +174,21 @@ class Tracker:
             # is reporting the attempt before, not starting one
             for key, value in cur.context.items():
                 failure.context.setdefault(key, value)
-            return self._finished(failure), attempts - 1, failed - 1
+            return self._finished(failure), attempts - 1, failed - 1, 0
         if cur.verdict == "unknown" and self.attempts > 1:
             if cur.progressed:
                 if failure is not None:
-                    self.unfinished = cur.index
-                    return self._finished(failure), attempts, failed
-                return self._finished(cur), attempts, failed
+                    return self._finished(failure), attempts, failed, cur.index
+                return self._finished(cur), attempts, failed, 0
             attempts -= 1  # trailing text after the last attempt is not an attempt
             if failure is not None:
                 # a command line pasted after the error output still describes that attempt
                 for key, value in cur.context.items():
                     failure.context.setdefault(key, value)
-                return self._finished(failure), attempts, failed
+                return self._finished(failure), attempts, failed, 0
             if self.last_success is not None:
-                return self._finished(self.last_success), attempts, failed
-        return self._finished(cur), attempts, failed
+                return self._finished(self.last_success), attempts, failed, 0
+        return self._finished(cur), attempts, failed, 0
 
     @staticmethod
     def _finished(session: Session) -> Session:
