@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from espdiag import engine, ranking, scanner
+from espdiag import engine, ranking, scanner, stages
+from espdiag.calibration import Model
 from espdiag.events import Event, FieldValue
 from espdiag.reader import iter_lines
 from espdiag.report import Report
@@ -83,7 +84,9 @@ def _failed_only_after_upload(session: Session) -> bool:
     return bool(verified and later) and all(e.kind in WRAPPER_FAILURES for e in later)
 
 
-def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None) -> Report:
+def diagnose_stream(
+    stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None, model: Model | None = None
+) -> Report:
     ruleset = rules if rules is not None else default_rules()
     tracker, lines = scan(stream, name)
     session, attempts, failed, unfinished = tracker.result()
@@ -106,8 +109,18 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     elif attempts > 1:
         which = f"attempt {session.index} of {attempts}"
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
+    if verdict == "unknown" and not boot_only:
+        # no line the grammar knows decided it: the tool's own words still may (a GUI, an unknown flasher)
+        if stages.failing_lines(session):
+            verdict = "failure"
+            notes.append("No line of a known flasher says how the upload ended; lines of the tool's own "
+                         "say that it failed.")
+        elif stages.succeeding_lines(session):
+            verdict = "success"
+            notes.append("No line of a known flasher says how the upload ended; the tool's own words say it succeeded.")
     matches = engine.run(ruleset, session, ctx, verdict)
-    causes = ranking.rank(matches, session, ctx)
+    stage = stages.infer(session, verdict)
+    causes = ranking.rank(matches, session, ctx, stage, model)
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
         verdict = "failure"
@@ -116,16 +129,18 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
         # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
         verdict = "failure"
         notes[0] = "This log holds no upload, only the chip's boot output, and that output shows a problem."
+    if verdict == "failure" and stage is None:
+        stage = stages.infer(session, verdict)
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
         attempts=attempts, failed_attempts=failed, first_line=session.first_line,
-        last_line=session.last_line, lines=lines, notes=notes,
+        last_line=session.last_line, lines=lines, notes=notes, stage=stage,
     )
 
 
-def diagnose_path(path: str | Path, rules: RuleSet | None = None) -> Report:
+def diagnose_path(path: str | Path, rules: RuleSet | None = None, model: Model | None = None) -> Report:
     with open(path, "rb") as f:
-        return diagnose_stream(f, str(path), rules)
+        return diagnose_stream(f, str(path), rules, model)
 
 
 def diagnose_bytes(data: bytes, name: str = "<bytes>", rules: RuleSet | None = None) -> Report:

@@ -32,10 +32,35 @@ _OPTIONS = {
     "-ff": "flash_freq", "--flash_freq": "flash_freq", "--flash-freq": "flash_freq",
 }
 _ENV_HINTS = (
-    ("arduino-create", "arduino-cloud"), ("arduino15", "arduino-ide"), ("arduino-cli", "arduino-cli"),
+    ("arduino-create", "arduino-cloud"), ("arduino-cli", "arduino-cli"), ("arduino15", "arduino-ide"),
     ("sloeber", "arduino-ide"), (".platformio", "platformio"), ("platformio", "platformio"),
     ("/pio ", "platformio"), ("idf.py", "esp-idf"), ("esphome", "esphome"), ("espflash", "espflash"),
 )
+
+
+# the pin that selects the download mode at reset (the BOOT button), per chip family
+_BOOT_PIN = {"ESP32-C2": "GPIO9", "ESP32-C3": "GPIO9", "ESP32-C6": "GPIO9", "ESP32-C61": "GPIO9",
+             "ESP32-H2": "GPIO9", "ESP32-C5": "GPIO28", "ESP32-P4": "GPIO35"}
+_STRAPPING = {
+    "ESP8266": "GPIO0, GPIO2 and GPIO15 (D3, D4 and D8 on NodeMCU)",
+    "ESP32": "GPIO0, GPIO2, GPIO5, GPIO12 and GPIO15",
+    "ESP32-S2": "GPIO0, GPIO45 and GPIO46", "ESP32-S3": "GPIO0, GPIO3, GPIO45 and GPIO46",
+    "ESP32-C2": "GPIO8 and GPIO9", "ESP32-C3": "GPIO2, GPIO8 and GPIO9", "ESP32-C6": "GPIO8, GPIO9 and GPIO15",
+    "ESP32-H2": "GPIO8, GPIO9 and GPIO25",
+}
+
+
+@functools.lru_cache(maxsize=32)
+def chip_words(chip: str) -> dict[str, str]:
+    """Placeholders that depend on the detected chip: ``{boot_pin}``, ``{strapping_pins}``, ``{docs_chip}``
+    (the chip's name in esptool's documentation). With no chip known, words that cover the common ones."""
+    if not chip:
+        return {"boot_pin": "GPIO0; GPIO9 on ESP32-C3/C6/H2",
+                "strapping_pins": "GPIO0, GPIO2 and GPIO15 (ESP8266) or GPIO0, GPIO2 and GPIO12 (ESP32)",
+                "docs_chip": "esp32"}
+    return {"boot_pin": _BOOT_PIN.get(chip, "GPIO0"),
+            "strapping_pins": _STRAPPING.get(chip, "the strapping pins in the chip's datasheet"),
+            "docs_chip": chip.lower().replace("-", "")}
 
 
 def chip_family(text: str) -> str | None:
@@ -114,6 +139,8 @@ def apply_command(ctx: Context, cmd: str) -> None:
     low = cmd.lower()
     for needle, env in _ENV_HINTS:
         if needle in low:
+            if env == "arduino-cli" and ctx.get("env") == "arduino-ide" and "ide" not in ctx:
+                ctx["env"] = env  # a path under Arduino15 said "Arduino", the command says which
             ctx.setdefault("env", env)
             break
     if "espflash" in low:
@@ -199,6 +226,7 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
             _set_port(ctx, value)
     elif kind == "ide_banner":
         ctx["env"] = "arduino-ide"
+        ctx["ide"] = "arduino-ide-1"  # only IDE 1.x prints the "Arduino: 1.8.x (OS), Board: ..." header
         os_name, version = _os_name(str(fields.get("os", "")))
         if os_name:
             ctx["os"] = os_name
@@ -232,11 +260,11 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
             ctx.setdefault("env", "platformio")
     elif kind == "pio_port_search":
         ctx.setdefault("env", "platformio")
+    elif kind in ("exit_status", "upload_error") and _arduino_front_end(ctx, text):
+        pass
     elif kind == "exit_status":
         if "[upload]" in text or "[FAILED]" in text:
             ctx.setdefault("env", "platformio")
-        elif "Failed uploading" in text:
-            ctx.setdefault("env", "arduino-cli")
         elif "ninja" in text or "CMakeFiles" in text:
             ctx.setdefault("env", "esp-idf")
     elif kind == "writing":
@@ -255,6 +283,26 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
         ctx.setdefault("env", "esphome")
     if "espflash::" in text:
         ctx.setdefault("tool", "espflash")
+
+
+def _arduino_front_end(ctx: Context, text: str) -> bool:
+    """Arduino IDE 1.x, IDE 2 and arduino-cli each end a failed upload in their own words: IDE 1.x "An error
+    occurred while uploading the sketch", IDE 2 "Failed uploading: uploading error: exit status N" in its
+    output panel, arduino-cli the same behind "Error during Upload:". ``ide`` is set only when the log
+    says which IDE; an Arduino log that does not say gets the IDE's wording first, the CLI's second."""
+    if "Error during Upload" in text:
+        ctx["env"] = "arduino-cli"
+        ctx.pop("ide", None)
+        return True
+    if "An error occurred while uploading the sketch" in text:
+        ctx["env"] = "arduino-ide"
+        ctx["ide"] = "arduino-ide-1"
+        return True
+    if text.lstrip().startswith("Failed uploading") and ctx.get("env") != "arduino-cli":
+        ctx["env"] = "arduino-ide"
+        ctx.setdefault("ide", "arduino-ide-2")
+        return True
+    return False
 
 
 def finish(ctx: Context) -> Context:

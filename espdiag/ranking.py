@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from espdiag import calibration, context, stages
 from espdiag.engine import Match, evaluate
 from espdiag.events import Event, FieldValue
 from espdiag.rules import Fix
@@ -13,6 +15,7 @@ from espdiag.sessions import Session
 
 MAX_EVIDENCE = 8
 MIN_CONFIDENCE = 0.05
+MIN_SHOWN = 3  # a failed upload always gets at least this many ranked causes
 
 
 @dataclass(frozen=True)
@@ -36,33 +39,70 @@ class _Defaults(dict[str, str]):
 
 def _fill(text: str, ctx: Mapping[str, FieldValue]) -> str:
     values = _Defaults({k: str(v) for k, v in ctx.items()})
+    values.update(context.chip_words(str(ctx.get("chip", "") or "")))
     try:
         return string.Formatter().vformat(text, (), values)
     except (ValueError, IndexError):
         return text
 
 
-def _fix_text(fix: Fix, env: str) -> str:
-    variant = fix.variants.get(env)
-    if variant is None and env == "arduino-cli":
-        variant = fix.variants.get("arduino-ide")
-    return f"{fix.text} {variant}".strip() if variant else fix.text
+def _variant_text(text: str, variants: Mapping[str, str], ctx: Mapping[str, FieldValue]) -> str:
+    """A fix with the words for the user's tool; for an Arduino log that does not say whether the IDE or
+    arduino-cli ran, the IDE's menu first and the CLI's spelling second."""
+    env = str(ctx.get("env", ""))
+    variant = variants.get(env)
+    if env == "arduino-cli" and variant is None:
+        variant = variants.get("arduino-ide")
+    elif env == "arduino-ide" and not ctx.get("ide") and variants.get("arduino-cli"):
+        variant = " ".join(v for v in (variant, variants["arduino-cli"]) if v)
+    return f"{text} {variant}".strip() if variant else text
 
 
-def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) -> list[Cause]:
+def _fix_text(fix: Fix, ctx: Mapping[str, FieldValue]) -> str:
+    return _variant_text(fix.text, fix.variants, ctx)
+
+
+def _doc(url: str, ctx: Mapping[str, FieldValue]) -> str:
+    """esptool's documentation has one tree per chip: link the detected chip's pages."""
+    chip = str(ctx.get("chip", "") or "")
+    return _ESPTOOL_DOCS.sub(rf"\g<1>{context.chip_words(chip)['docs_chip']}/", url) if chip else url
+
+
+_ESPTOOL_DOCS = re.compile(r"^(https://docs\.espressif\.com/projects/esptool/en/(?:latest|stable|v[\w.]+)/)esp\w+/")
+
+
+def rule_confidences(matches: list[Match]) -> dict[str, float]:
+    """Rules of one cause combine as independent evidence: 1 - (1 - s1)(1 - s2)..., capped at 0.99."""
+    out: dict[str, float] = {}
+    for m in matches:
+        out[m.rule.cause] = 1.0 - (1.0 - out.get(m.rule.cause, 0.0)) * (1.0 - m.score)
+    return {c: round(min(0.99, v), 3) for c, v in out.items()}
+
+
+def rank(
+    matches: list[Match], session: Session, ctx: Mapping[str, FieldValue],
+    stage: stages.Stage | None = None, model: calibration.Model | None = None,
+) -> list[Cause]:
+    """Ranked causes. For a failed attempt (``stage`` given) every cause of the stage is a candidate and
+    the confidences come from the fitted model; otherwise only the rules' own scores count."""
     by_cause: dict[str, list[Match]] = {}
     for m in matches:
         by_cause.setdefault(m.rule.cause, []).append(m)
-    env = str(ctx.get("env", ""))
+    raw = rule_confidences(matches)
+    if stage is None:
+        scores = {c: v for c, v in raw.items() if v >= MIN_CONFIDENCE}
+    else:
+        scores = calibration.confidences(model or calibration.default_model(), raw, stage.id, ctx)
+        ordered = sorted(scores, key=lambda c: (-scores[c], c))
+        scores = {c: scores[c] for i, c in enumerate(ordered) if i < MIN_SHOWN or scores[c] >= MIN_CONFIDENCE}
     causes = []
-    for cause_id, group in by_cause.items():
-        group.sort(key=lambda m: -m.score)
-        miss = 1.0
-        for m in group:
-            miss *= 1.0 - m.score
-        confidence = round(min(0.99, 1.0 - miss), 3)
-        if confidence < MIN_CONFIDENCE:
+    for cause_id, confidence in scores.items():
+        group = by_cause.get(cause_id)
+        if group is None:
+            if stage is not None:
+                causes.append(_from_stage(cause_id, confidence, stage, session, ctx))
             continue
+        group.sort(key=lambda m: -m.score)
         best = group[0]
         evidence: dict[int, Event] = {}
         for m in group:
@@ -75,10 +115,10 @@ def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) 
             for fix in m.rule.fixes:
                 if fix.unless is not None and evaluate(fix.unless, session, ctx)[0]:
                     continue
-                text = _fill(_fix_text(fix, env), ctx)
+                text = _fill(_fix_text(fix, ctx), ctx)
                 if text not in fixes:
                     fixes.append(text)
-        docs = tuple(dict.fromkeys(d for m in group for d in m.rule.docs))
+        docs = tuple(dict.fromkeys(_doc(d, ctx) for m in group for d in m.rule.docs))
         causes.append(Cause(
             id=cause_id, confidence=confidence, title=_fill(best.rule.title, ctx),
             explain=_fill(best.rule.explain, ctx), evidence=tuple(shown), evidence_counts=counts,
@@ -87,6 +127,30 @@ def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) 
         ))
     causes.sort(key=lambda c: (-c.confidence, c.id))
     return causes
+
+
+def _from_stage(
+    cause_id: str, confidence: float, stage: stages.Stage, session: Session, ctx: Mapping[str, FieldValue]
+) -> Cause:
+    """A cause that only the failed stage points at: the cause's generic card, and the stage as the reason."""
+    t = stages.tables()
+    card = t.cards[cause_id]
+    fixes: list[str] = []
+    for fix in card.fixes:
+        if isinstance(fix, str):
+            text = fix
+        else:
+            text = _variant_text(str(fix["text"]), {str(k): str(v) for k, v in fix.get("for", {}).items()}, ctx)
+        fixes.append(_fill(text, ctx))
+    chip_words = context.chip_words(str(ctx.get("chip", "") or ""))
+    docs = tuple(t.docs[d].replace("{docs_chip}", chip_words["docs_chip"]) for d in card.docs if d in t.docs)
+    shown = list(stage.evidence)
+    return Cause(
+        id=cause_id, confidence=confidence, title=_fill(card.title, ctx),
+        explain=f"{_fill(card.explain, ctx)} The upload failed while {stage.name}, and this is a usual cause there.",
+        evidence=tuple(shown), evidence_counts={e.text: session.text_counts.get(e.text, 1) for e in shown},
+        fixes=tuple(fixes), docs=docs, rules=(), notes=(f"ranked by the failed stage ({stage.id}): {stage.why}",),
+    )
 
 
 def _pick_evidence(events: list[Event]) -> list[Event]:

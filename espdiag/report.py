@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from espdiag.events import FieldValue
 from espdiag.ranking import Cause
+from espdiag.stages import Stage
 
 SCHEMA = 1
 # what to try when the log shows a failure that no rule explains
@@ -31,6 +32,7 @@ class Report:
     last_line: int = 0
     lines: int = 0
     notes: list[str] = field(default_factory=list)
+    stage: Stage | None = None  # where a failed upload stopped (None unless the verdict is a failure)
 
     @property
     def tool(self) -> str | None:

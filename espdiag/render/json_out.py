@@ -19,6 +19,10 @@ def to_dict(report: Report) -> dict[str, Any]:
         "attempts": report.attempts,
         "failed_attempts": report.failed_attempts,
         "diagnosed_lines": [report.first_line, report.last_line],
+        "stage": None if report.stage is None else {
+            "id": report.stage.id, "name": report.stage.name, "why": report.stage.why,
+            "lines": [e.line for e in report.stage.evidence],
+        },
         "causes": [
             {
                 "id": c.id,

@@ -1,0 +1,194 @@
+"""Where an upload attempt failed (its stage) and which causes usually stand behind a failure there.
+
+The tables are data (espdiag/stages.yaml): which event kinds show which stage, generic words for lines
+the grammar does not know, each stage's candidate causes, and a generic card per cause. The fitted
+numbers that say how often each cause fixed each stage come from espdiag/calibration.json (see
+bench/calibrate.py); this module only reads them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from espdiag.events import Event, FieldValue
+from espdiag.sessions import Session
+
+# event kinds whose text may hold a tool's own words (lines the grammar only half understood)
+_WORDY = ("other", "fatal_error", "python_exception", "timeout_error", "upload_error", "connect_failed", "io_error")
+_BOOT_OUTPUT = ("rom_banner_8266", "rom_banner_32", "rom_boot_note", "invalid_header", "flash_read_err", "brownout")
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    id: str
+    index: int
+    name: str
+    why: str
+    causes: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    explain: str
+    fixes: tuple[Any, ...]  # str or {text, for}
+    docs: tuple[str, ...]
+    chips: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tables:
+    stages: tuple[StageInfo, ...]
+    by_id: Mapping[str, StageInfo]
+    kinds: Mapping[str, tuple[str, str]]
+    ck_failed: Mapping[str, str]
+    words: tuple[tuple[str, re.Pattern[str]], ...]
+    failure_words: re.Pattern[str]
+    success_words: re.Pattern[str]
+    cards: Mapping[str, Card]
+    docs: Mapping[str, str]
+    floor: float
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The stage an attempt failed in, and the lines that show it."""
+
+    id: str
+    name: str
+    why: str
+    evidence: tuple[Event, ...]
+    source: str  # "event" (a recognised failure), "words" (a tool's own words), "progress" (how far it got)
+
+    @property
+    def sentence(self) -> str:
+        return f"Failed while {self.name}: {self.why}."
+
+
+def _load_yaml(text: str) -> Any:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+
+
+@functools.cache
+def tables() -> Tables:
+    data = _load_yaml(resources.files("espdiag").joinpath("stages.yaml").read_text(encoding="utf-8"))
+    stages = tuple(
+        StageInfo(s["id"], i, s["name"], s["why"], {str(k): float(v) for k, v in s["causes"].items()})
+        for i, s in enumerate(data["stages"])
+    )
+    cards = {
+        cid: Card(c["title"], c["explain"], tuple(c["fixes"]), tuple(c.get("docs", ())), tuple(c.get("chips", ())))
+        for cid, c in data["causes"].items()
+    }
+    return Tables(
+        stages=stages,
+        by_id={s.id: s for s in stages},
+        kinds={k: (v[0], v[1]) for k, v in data["kinds"].items()},
+        ck_failed=dict(data["ck_failed"]),
+        words=tuple((w["stage"], re.compile(w["regex"], re.IGNORECASE)) for w in data["words"]),
+        failure_words=re.compile(data["failure_words"], re.IGNORECASE),
+        success_words=re.compile(data["success_words"], re.IGNORECASE),
+        cards=cards,
+        docs=dict(data["docs"]),
+        floor=float(data["floor"]),
+    )
+
+
+def _word_stage(text: str) -> str | None:
+    for stage, pattern in tables().words:
+        if pattern.search(text[:1024]):
+            return stage
+    return None
+
+
+def failing_lines(session: Session) -> list[Event]:
+    """Lines the grammar did not understand that still say something failed (any tool's words)."""
+    t = tables()
+    return [e for e in session.events() if e.kind in _WORDY and t.failure_words.search(e.text[:1024])]
+
+
+def succeeding_lines(session: Session) -> list[Event]:
+    t = tables()
+    return [e for e in session.events() if e.kind == "other" and t.success_words.search(e.text[:1024])]
+
+
+def _stage_of(event: Event, t: Tables) -> tuple[str, str] | None:
+    if event.kind == "ck_failed":
+        stage = t.ck_failed.get(str(event.get("ck_func", "")))
+        return (stage, "failed") if stage else None
+    if event.kind == "stub" and "running" in event.text.lower():
+        return ("stub", "done")
+    return t.kinds.get(event.kind)
+
+
+def infer(session: Session, verdict: str) -> Stage | None:
+    """The stage the attempt failed in; None unless the verdict is a failure."""
+    if verdict != "failure":
+        return None
+    t = tables()
+    events = session.events()
+    # how far the attempt got: the furthest stage it was in, or the one after the furthest it finished
+    upload_seen = any(t.kinds.get(e.kind, ("", ""))[0] in ("write", "verify") for e in events)
+    furthest = -1
+    furthest_event: Event | None = None
+    failed: tuple[str, Event] | None = None
+    for e in events:
+        got = _stage_of(e, t)
+        if got is None:
+            continue
+        stage, state = got
+        if e.kind in _BOOT_OUTPUT and not upload_seen and furthest >= 0:
+            continue  # boot output during the connect phase: the chip was not in download mode
+        if state == "failed":
+            if failed is None:
+                failed = (stage, e)
+            continue
+        index = t.by_id[stage].index + (1 if state == "done" else 0)
+        index = min(index, len(t.stages) - 1)
+        if index >= furthest:
+            furthest, furthest_event = index, e
+    if failed is not None:
+        stage_id, event = failed
+        info = t.by_id[stage_id]
+        # a silent chip after it was identified is not a connect failure: trust how far it got
+        if not (stage_id == "connect" and furthest > t.by_id["sync"].index):
+            return Stage(info.id, info.name, info.why, (event,), "event")
+    wordy = [(e, _word_stage(e.text)) for e in failing_lines(session)]
+    named = [(e, s) for e, s in wordy if s is not None]
+    if named and (furthest < 0 or t.by_id[named[0][1]].index >= furthest):
+        e, stage_id = named[0]
+        info = t.by_id[stage_id]
+        return Stage(info.id, info.name, info.why, (e,), "words")
+    if furthest >= 0 and furthest_event is not None:
+        info = t.stages[furthest]
+        return Stage(info.id, info.name, f"the last step the log shows is: {furthest_event.text.strip()[:120]}",
+                     (furthest_event,), "progress")
+    if named:
+        e, stage_id = named[0]
+        info = t.by_id[stage_id]
+        return Stage(info.id, info.name, info.why, (e,), "words")
+    # nothing says how far it got: a tool that failed before it printed anything of its own
+    info = t.by_id["connect"] if session.count("command_line") or session.count("tool_banner") else t.by_id["command"]
+    shown = (wordy[0][0],) if wordy else ()
+    return Stage(info.id, info.name, "the log shows no step of the upload before the failure", shown, "progress")
+
+
+def applicable(cause: str, ctx: Mapping[str, FieldValue]) -> bool:
+    card = tables().cards.get(cause)
+    chip = str(ctx.get("chip", ""))
+    return card is None or not card.chips or not chip or chip in card.chips
+
+
+def prior_weights(stage: str) -> dict[str, float]:
+    """The stage's hand-set prior weight for every cause with a card (the floor for the unlisted ones)."""
+    t = tables()
+    listed = t.by_id[stage].causes
+    return {cause: listed.get(cause, t.floor) for cause in t.cards}
