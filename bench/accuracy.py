@@ -1,11 +1,15 @@
-#!/usr/bin/env python3
-"""Score espdiag against folders of labelled upload logs; prints per-case results and top-1/top-3.
+"""Score espdiag against folders of labelled upload logs: top-1/top-3, a reliability table and the ECE.
 
-Layout (the same as the project's shared corpus): one folder per case holding ``log.txt`` and
+Layout (the same as the project's corpus, tests/corpus): one folder per case holding ``log.txt`` and
 ``label.yaml`` with ``cause: <taxonomy id>`` (``success`` for a log of a good upload, ``unknown`` to
-skip). A ``success`` case counts as right when the verdict is success and no cause reaches 0.5.
+skip) and ``source: <thread URL>``. A ``success`` case counts as right when the verdict is success and
+no cause reaches 0.5; its confidence is 1 minus the highest cause's.
 
-    python bench/accuracy.py path/to/corpus [more/folders ...] [--verbose]
+    python bench/accuracy.py path/to/corpus [more/folders ...] [--verbose] [--cv 5]
+
+``--cv K`` also prints the cross-validated numbers: the confidence model (espdiag/calibration.json)
+refitted K times, each time without one fold of threads, and each case judged by the model that did not
+see its thread (see bench/calibrate.py).
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
-from espdiag.api import diagnose_path
+from espdiag import corpus
 from espdiag.rules import load_rules
+
+
+def table(outcomes: Sequence[corpus.Outcome]) -> str:
+    lines = ["confidence   cases  mean confidence  right at top-1"]
+    for label, n, mean_conf, acc in corpus.reliability(outcomes):
+        lines.append(f"{label:11} {n:6}  {mean_conf:15.2f}  {acc:14.2f}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,37 +36,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("roots", nargs="+", type=Path)
     ap.add_argument("--rules", action="append", default=[], type=Path, help="extra rule folders")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every case, not only misses")
+    ap.add_argument("--cv", type=int, default=0, metavar="K", help="also cross-validate the confidence model")
     args = ap.parse_args(argv)
-    rules = load_rules(args.rules)
-    n = top1 = top3 = 0
     started = time.perf_counter()
-    for root in args.roots:
-        for label_path in sorted(root.rglob("label.yaml")):
-            log = label_path.with_name("log.txt")
-            if not log.exists():
-                continue
-            label = yaml.safe_load(label_path.read_text(encoding="utf-8", errors="replace")) or {}
-            want = str(label.get("cause", "unknown"))
-            if want == "unknown":
-                continue
-            n += 1
-            report = diagnose_path(log, rules)
-            ids = [c.id for c in report.causes]
-            if want == "success":
-                ok1 = ok3 = report.verdict == "success" and not [c for c in report.causes if c.confidence >= 0.5]
-            else:
-                ok1, ok3 = ids[:1] == [want], want in ids[:3]
-            top1 += ok1
-            top3 += ok3
-            if args.verbose or not ok1:
-                mark = "ok  " if ok1 else ("top3" if ok3 else "MISS")
-                got = ", ".join(f"{c.id} {c.confidence:.2f}" for c in report.causes[:3]) or "-"
-                print(f"{mark} {label_path.parent.name}: want {want}; got {report.verdict}: {got}")
-    if not n:
+    cases = corpus.load_cases(args.roots)
+    if not cases:
         print("no labelled cases found")
         return 2
-    elapsed = time.perf_counter() - started
-    print(f"cases {n}  top1 {top1}/{n} = {top1 / n:.1%}  top3 {top3}/{n} = {top3 / n:.1%}  time {elapsed:.1f}s")
+    scored = corpus.diagnose(cases, load_rules(args.rules))
+    outcomes = [corpus.judge(s) for s in scored]
+    for s, o in zip(scored, outcomes, strict=True):
+        if args.verbose or not o.top1:
+            mark = "ok  " if o.top1 else ("top3" if o.top3 else "MISS")
+            got = ", ".join(f"{c} {v:.2f}" for c, v in o.got[:3]) or "-"
+            stage = f" [{s.report.stage.id}]" if s.report.stage else ""
+            print(f"{mark} {o.name}: want {o.want}; got {o.verdict}{stage}: {got}")
+    print(table(outcomes))
+    print(f"{corpus.summary(outcomes)}  time {time.perf_counter() - started:.1f}s")
+    if args.cv:
+        cv = corpus.cross_validate(scored, args.cv)
+        print(f"cross-validated ({args.cv} folds grouped by thread):")
+        print(table(cv))
+        print(corpus.summary(cv))
     return 0
 
 

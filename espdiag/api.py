@@ -135,6 +135,7 @@ def diagnose_stream(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
         attempts=attempts, failed_attempts=failed, first_line=session.first_line,
         last_line=session.last_line, lines=lines, notes=notes, stage=stage,
+        rule_scores=ranking.rule_confidences(matches),
     )
 
 

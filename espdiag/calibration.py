@@ -14,6 +14,7 @@ bench/calibrate.py fits the weights, counts and table and writes espdiag/calibra
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -29,9 +30,11 @@ Counts = dict[str, dict[str, float]]  # key ("stage", "stage|tool=X", "stage|chi
 
 @dataclass(frozen=True)
 class Model:
-    w_rule: float = 4.0
-    w_match: float = 1.0
-    w_prior: float = 1.0
+    # defaults (and the centre of the fit's ridge): a matching rule outweighs the stage's base rates,
+    # which order the causes no rule names
+    w_rule: float = 2.0
+    w_match: float = 3.0
+    w_prior: float = 0.35
     hand_weight: float = 4.0  # how many corpus cases the hand-set prior of a stage is worth
     counts: Counts = field(default_factory=dict)
     curve: tuple[tuple[float, float], ...] = ()  # isotonic map, (softmax probability, confidence), x ascending
@@ -47,8 +50,8 @@ class Model:
     def from_json(cls, data: Mapping[str, Any]) -> Model:
         w = data.get("weights", {})
         return cls(
-            w_rule=float(w.get("rule", 4.0)), w_match=float(w.get("match", 1.0)),
-            w_prior=float(w.get("prior", 1.0)), hand_weight=float(w.get("hand", 4.0)),
+            w_rule=float(w.get("rule", cls.w_rule)), w_match=float(w.get("match", cls.w_match)),
+            w_prior=float(w.get("prior", cls.w_prior)), hand_weight=float(w.get("hand", cls.hand_weight)),
             counts={str(k): {str(c): float(n) for c, n in v.items()} for k, v in data.get("counts", {}).items()},
             curve=tuple((float(x), float(y)) for x, y in data.get("curve", ())),
         )
@@ -95,11 +98,16 @@ def base_rates(model: Model, stage: str, ctx: Mapping[str, FieldValue], minus: s
     return {c: w / norm for c, w in weights.items()}
 
 
+def _logit(p: float) -> float:
+    p = min(0.99, max(0.01, p))
+    return math.log(p / (1.0 - p))
+
+
 def softmax_scores(model: Model, rule: Mapping[str, float], rates: Mapping[str, float]) -> dict[str, float]:
     candidates = set(rates) | set(rule)
     floor = min(rates.values(), default=1e-3) / 2
     scores = {
-        c: model.w_rule * rule.get(c, 0.0) + (model.w_match if c in rule else 0.0)
+        c: (model.w_rule * _logit(rule[c]) + model.w_match if c in rule else 0.0)
         + model.w_prior * math.log(rates.get(c, floor))
         for c in candidates
     }
@@ -115,7 +123,7 @@ def apply_curve(curve: Iterable[tuple[float, float]], p: float) -> float:
         return p
     if p <= points[0][0]:
         return points[0][1] * (p / points[0][0]) if points[0][0] > 0 else points[0][1]
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
         if p <= x1:
             return y0 + (y1 - y0) * (p - x0) / (x1 - x0) if x1 > x0 else y1
     return points[-1][1]
@@ -124,7 +132,21 @@ def apply_curve(curve: Iterable[tuple[float, float]], p: float) -> float:
 def confidences(model: Model, rule: Mapping[str, float], stage: str, ctx: Mapping[str, FieldValue]) -> dict[str, float]:
     """Calibrated confidence for every candidate cause of a failure in ``stage``."""
     probs = softmax_scores(model, rule, base_rates(model, stage, ctx))
-    return {c: round(min(0.99, max(0.0, apply_curve(model.curve, p))), 3) for c, p in probs.items()}
+    return calibrate(model, probs)
+
+
+def calibrate(model: Model, probs: Mapping[str, float]) -> dict[str, float]:
+    """The curve is fitted on the first answer's probability, so it maps the first; the others keep their
+    odds against it (scaled alike), which never lifts one above the first or the total above 1."""
+    if not probs:
+        return {}
+    p_top = max(probs.values())
+    c_top = min(0.99, max(0.01, apply_curve(model.curve, p_top)))
+    scale = min(c_top / p_top if p_top > 0 else 1.0, (1.0 - c_top) / max(1e-9, 1.0 - p_top))
+    out = {}
+    for c, p in probs.items():
+        out[c] = round(c_top if p == p_top else min(c_top, p * scale), 3)
+    return out
 
 
 def _merge(blocks: list[list[float]], i: int) -> None:
@@ -138,11 +160,11 @@ def isotonic(points: list[tuple[float, bool]], min_bin: int = 5) -> tuple[tuple[
     """Pool-adjacent-violators on (probability, right?) pairs: a monotone curve through bin means.
 
     Bins hold at least ``min_bin`` cases; a bin's confidence is shrunk towards its mean probability
-    (one pseudo-case) so that a small bin never claims 0 or 100 %.
+    (two pseudo-cases) so that a small bin never claims 0 or 100 %.
     """
     blocks: list[list[float]] = []  # [sum_x, sum_y, n], means ascending
-    for x, y in sorted(points):
-        blocks.append([x, float(y), 1.0])
+    for x, right in sorted(points):
+        blocks.append([x, float(right), 1.0])
         while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
             _merge(blocks, len(blocks) - 2)
     # merging neighbours of a monotone sequence keeps it monotone (the merged mean lies between)
@@ -154,7 +176,7 @@ def isotonic(points: list[tuple[float, bool]], min_bin: int = 5) -> tuple[tuple[
     curve = []
     for sx, sy, n in blocks:
         mean_x = sx / n
-        curve.append((round(mean_x, 4), round((sy + mean_x) / (n + 1), 4)))
+        curve.append((round(mean_x, 4), round((sy + 2 * mean_x) / (n + 2), 4)))
     # keep it monotone after the shrinking
     out: list[tuple[float, float]] = []
     for x, y in curve:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from espdiag import calibration, context, stages
@@ -15,7 +15,8 @@ from espdiag.sessions import Session
 
 MAX_EVIDENCE = 8
 MIN_CONFIDENCE = 0.05
-MIN_SHOWN = 3  # a failed upload always gets at least this many ranked causes
+MIN_SHOWN = 3  # an unsure diagnosis of a failed upload shows at least this many ranked causes
+MIN_STAGE_ONLY = 0.1  # a cause only the failed stage names is shown from this confidence (or to reach MIN_SHOWN)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,19 @@ def rule_confidences(matches: list[Match]) -> dict[str, float]:
     return {c: round(min(0.99, v), 3) for c, v in out.items()}
 
 
+def shown_causes(confidences: Mapping[str, float], matched: Iterable[str] = ()) -> list[tuple[str, float]]:
+    """The candidates a failed upload shows, best first: every cause a rule names (``matched``: the rules'
+    scores, already without those below MIN_CONFIDENCE), those only the stage names from MIN_STAGE_ONLY,
+    and when the best is below 0.5 at least MIN_SHOWN; never none."""
+    named = set(matched)
+    ordered = sorted(confidences.items(), key=lambda item: (-item[1], item[0]))
+    unsure = not ordered or ordered[0][1] < 0.5
+    return [
+        (c, v) for i, (c, v) in enumerate(ordered)
+        if i == 0 or c in named or (unsure and i < MIN_SHOWN) or v >= MIN_STAGE_ONLY
+    ]
+
+
 def rank(
     matches: list[Match], session: Session, ctx: Mapping[str, FieldValue],
     stage: stages.Stage | None = None, model: calibration.Model | None = None,
@@ -92,9 +106,8 @@ def rank(
     if stage is None:
         scores = {c: v for c, v in raw.items() if v >= MIN_CONFIDENCE}
     else:
-        scores = calibration.confidences(model or calibration.default_model(), raw, stage.id, ctx)
-        ordered = sorted(scores, key=lambda c: (-scores[c], c))
-        scores = {c: scores[c] for i, c in enumerate(ordered) if i < MIN_SHOWN or scores[c] >= MIN_CONFIDENCE}
+        named = {c: v for c, v in raw.items() if v >= MIN_CONFIDENCE}
+        scores = dict(shown_causes(calibration.confidences(model or calibration.default_model(), raw, stage.id, ctx), named))
     causes = []
     for cause_id, confidence in scores.items():
         group = by_cause.get(cause_id)

@@ -33,6 +33,7 @@ class Report:
     lines: int = 0
     notes: list[str] = field(default_factory=list)
     stage: Stage | None = None  # where a failed upload stopped (None unless the verdict is a failure)
+    rule_scores: dict[str, float] = field(default_factory=dict)  # per cause, before calibration (for fitting)
 
     @property
     def tool(self) -> str | None:

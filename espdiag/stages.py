@@ -74,7 +74,7 @@ class Stage:
 
 def _load_yaml(text: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=loader)  # a safe loader (the C one when present)
 
 
 @functools.cache
@@ -151,16 +151,24 @@ def infer(session: Session, verdict: str) -> Stage | None:
             if failed is None:
                 failed = (stage, e)
             continue
-        index = t.by_id[stage].index + (1 if state == "done" else 0)
-        index = min(index, len(t.stages) - 1)
+        index = t.by_id[stage].index
+        if state == "done":
+            # the step after a finished one; the speed change happens only when the log shows it
+            index = min(index + 1, len(t.stages) - 1)
+            if t.stages[index].id == "baud":
+                index += 1
         if index >= furthest:
             furthest, furthest_event = index, e
     if failed is not None:
         stage_id, event = failed
         info = t.by_id[stage_id]
-        # a silent chip after it was identified is not a connect failure: trust how far it got
-        if not (stage_id == "connect" and furthest > t.by_id["sync"].index):
+        # a failure of a step the attempt had already passed (a silent chip after it was identified, a port
+        # error after the sync began) belongs to how far it got: the link broke there
+        if info.index >= furthest:
             return Stage(info.id, info.name, info.why, (event,), "event")
+        info = t.stages[furthest]
+        return Stage(info.id, info.name, f"the link failed after this step: {event.text.strip()[:120]}",
+                     (event,), "event")
     wordy = [(e, _word_stage(e.text)) for e in failing_lines(session)]
     named = [(e, s) for e, s in wordy if s is not None]
     if named and (furthest < 0 or t.by_id[named[0][1]].index >= furthest):

@@ -61,4 +61,6 @@ def test_trailing_command_line_describes_the_failed_attempt() -> None:
     report = diagnose_text(log)
     assert report.attempts == 1
     assert report.context["baud"] == 921600
-    assert report.causes[0].id == "baud-too-high"
+    # the speed from the trailing command line reaches the rules (boot-mode, the usual fix for a silent
+    # sync, may rank above it: see espdiag/calibration.json)
+    assert "baud-too-high" in [c.id for c in report.causes[:2]]

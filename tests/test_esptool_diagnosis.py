@@ -88,7 +88,9 @@ def check_report(report: Report, fault: str, output: str) -> None:
     assert report.verdict == "failure", f"{got}\n{output}"
     assert report.causes, f"no cause for {fault}\n{output}"
     assert report.causes[0].id == top, f"expected {top} first, got {got}\n{output}"
-    assert report.causes[0].confidence >= 0.5, f"{got}\n{output}"
+    # confidences are calibrated on real logs (espdiag/calibration.json): a pattern that several causes
+    # produce (a chip that never answers) stays below 0.5, but the first answer must stand out
+    assert all(report.causes[0].confidence > c.confidence for c in report.causes[1:]), f"{got}\n{output}"
     ids = [c.id for c in report.causes[:3]]
     for cause in in_top3:
         assert cause in ids, f"{cause} not in the top three: {got}\n{output}"

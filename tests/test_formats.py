@@ -70,7 +70,7 @@ def test_markdown_has_no_terminal_escapes_and_balanced_fences(path: Path) -> Non
 def test_markdown_reply_shape() -> None:
     out = markdown.render([diagnose_path(SAMPLES / "ck-cloud-read-zero.log")])
     assert out.startswith("**espdiag:** `samples/ck-cloud-read-zero.log`: **FAILURE**") or "**FAILURE**" in out
-    assert "### 1. The ESP8266 never entered the bootloader — `boot-mode`, 84%" in out
+    assert re.search(r"### 1\. The ESP8266 never entered the bootloader — `boot-mode`, \d+%", out)
     assert "```text\n  5 | Flashing with command:" in out
     assert " 41 | read 0, requested 1   (x9)" in out
     assert "\n1. Press and hold FLASH" in out and "\n2. Pick the reset method" in out
