@@ -109,6 +109,10 @@ def diagnose_stream(
     elif attempts > 1:
         which = f"attempt {session.index} of {attempts}"
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
+    if boot_only and stages.boot_failing_lines(session):
+        # the boot output reports errors of its own (ESP-IDF's "E (64) boot: ... error"): not a healthy result
+        verdict = "failure"
+        notes[0] = "This log holds no upload, only the chip's boot output, and that output reports errors."
     if verdict == "unknown" and not boot_only:
         # no line the grammar knows decided it: the tool's own words still may (a GUI, an unknown flasher)
         if stages.failing_lines(session):
@@ -120,6 +124,9 @@ def diagnose_stream(
             notes.append("No line of a known flasher says how the upload ended; the tool's own words say it succeeded.")
     matches = engine.run(ruleset, session, ctx, verdict)
     stage = stages.infer(session, verdict)
+    if verdict == "unknown" and (stage := stages.cut_short(session)) is not None:
+        notes.append(f"The log ends while {stage.name}, before the upload failed or finished; if it failed "
+                     "there, these are the usual causes.")
     causes = ranking.rank(matches, session, ctx, stage, model)
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem

@@ -115,6 +115,12 @@ def failing_lines(session: Session) -> list[Event]:
     return [e for e in session.events() if e.kind in _WORDY and t.failure_words.search(e.text[:1024])]
 
 
+def boot_failing_lines(session: Session) -> list[Event]:
+    """Failing lines of boot output that concern the boot itself (bootloader, image, partition table,
+    flash), not errors the application logs once it runs."""
+    return [e for e in failing_lines(session) if _word_stage(e.text) in ("boot", "flash-begin")]
+
+
 def succeeding_lines(session: Session) -> list[Event]:
     t = tables()
     return [e for e in session.events() if e.kind == "other" and t.success_words.search(e.text[:1024])]
@@ -129,36 +135,55 @@ def _stage_of(event: Event, t: Tables) -> tuple[str, str] | None:
     return t.kinds.get(event.kind)
 
 
+def cut_short(session: Session) -> Stage | None:
+    """For a log that ends inside an attempt (no result either way): the step it was in when it ends."""
+    t = tables()
+    furthest, event = _progress(session, t)
+    if furthest < 0 or event is None:
+        return None
+    info = t.stages[furthest]
+    return Stage(info.id, info.name, f"the log ends after: {event.text.strip()[:120]}", (event,), "progress")
+
+
+def _progress(session: Session, t: Tables) -> tuple[int, Event | None]:
+    events = session.events()
+    upload_seen = any(t.kinds.get(e.kind, ("", ""))[0] in ("write", "verify") for e in events)
+    furthest, furthest_event = -1, None
+    for e in events:
+        got = _stage_of(e, t)
+        if got is None or got[1] == "failed":
+            continue
+        if e.kind in _BOOT_OUTPUT and not upload_seen and furthest >= 0:
+            continue
+        index = _index(t, *got)
+        if index >= furthest:
+            furthest, furthest_event = index, e
+    return furthest, furthest_event
+
+
+def _index(t: Tables, stage: str, state: str) -> int:
+    index = t.by_id[stage].index
+    if state == "done":
+        # the step after a finished one; the speed change happens only when the log shows it
+        index = min(index + 1, len(t.stages) - 1)
+        if t.stages[index].id == "baud":
+            index += 1
+    return index
+
+
 def infer(session: Session, verdict: str) -> Stage | None:
     """The stage the attempt failed in; None unless the verdict is a failure."""
     if verdict != "failure":
         return None
     t = tables()
-    events = session.events()
     # how far the attempt got: the furthest stage it was in, or the one after the furthest it finished
-    upload_seen = any(t.kinds.get(e.kind, ("", ""))[0] in ("write", "verify") for e in events)
-    furthest = -1
-    furthest_event: Event | None = None
+    furthest, furthest_event = _progress(session, t)
     failed: tuple[str, Event] | None = None
-    for e in events:
+    for e in session.events():
         got = _stage_of(e, t)
-        if got is None:
-            continue
-        stage, state = got
-        if e.kind in _BOOT_OUTPUT and not upload_seen and furthest >= 0:
-            continue  # boot output during the connect phase: the chip was not in download mode
-        if state == "failed":
-            if failed is None:
-                failed = (stage, e)
-            continue
-        index = t.by_id[stage].index
-        if state == "done":
-            # the step after a finished one; the speed change happens only when the log shows it
-            index = min(index + 1, len(t.stages) - 1)
-            if t.stages[index].id == "baud":
-                index += 1
-        if index >= furthest:
-            furthest, furthest_event = index, e
+        if got is not None and got[1] == "failed":
+            failed = (got[0], e)
+            break
     if failed is not None:
         stage_id, event = failed
         info = t.by_id[stage_id]
@@ -171,6 +196,10 @@ def infer(session: Session, verdict: str) -> Stage | None:
                      (event,), "event")
     wordy = [(e, _word_stage(e.text)) for e in failing_lines(session)]
     named = [(e, s) for e, s in wordy if s is not None]
+    if wordy and furthest == t.by_id["boot"].index:
+        # boot output that reports errors of its own: those lines say why, not the banner
+        info = t.by_id["boot"]
+        return Stage(info.id, info.name, info.why, tuple(e for e, _ in wordy[:3]), "words")
     if named and (furthest < 0 or t.by_id[named[0][1]].index >= furthest):
         e, stage_id = named[0]
         info = t.by_id[stage_id]
