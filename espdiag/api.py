@@ -125,8 +125,12 @@ def diagnose_stream(
     matches = engine.run(ruleset, session, ctx, verdict)
     stage = stages.infer(session, verdict)
     if verdict == "unknown" and (stage := stages.cut_short(session)) is not None:
-        notes.append(f"The log ends while {stage.name}, before the upload failed or finished; if it failed "
-                     "there, these are the usual causes.")
+        if stage.id == "boot":
+            notes.append("The log shows the chip's boot output and no upload result; the causes below are what "
+                         "that output points at.")
+        else:
+            notes.append(f"The log ends while {stage.name}, before the upload failed or finished; if it failed "
+                         "there, these are the usual causes.")
     causes = ranking.rank(matches, session, ctx, stage, model)
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
