@@ -279,6 +279,8 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
         family = chip_family(str(fields["target"]))
         if family:
             ctx.setdefault("chip", family)
+    if kind.startswith("ck_"):
+        ctx.setdefault("tool", "esptool-ck")  # espcomm_* and its -vv lines are esptool-ck's own
     if "level" in fields and fields["level"] == "info" and text.startswith("INFO"):
         ctx.setdefault("env", "esphome")
     if "espflash::" in text:
@@ -309,6 +311,8 @@ def finish(ctx: Context) -> Context:
     """Derived facts that depend on several events."""
     if "chip" not in ctx and "chip_option" in ctx:
         ctx["chip"] = ctx["chip_option"]
+    if "chip" not in ctx and ctx.get("tool") == "esptool-ck":
+        ctx["chip"] = "ESP8266"  # esptool-ck flashes nothing else: pins and docs follow the ESP8266
     chip = str(ctx.get("chip", ""))
     kind = ctx.get("port_kind")
     ctx["native_usb"] = bool((kind == "cdc" and chip in NATIVE_USB_CHIPS) or kind == "espressif-usb")

@@ -155,9 +155,8 @@ def _progress(session: Session, t: Tables) -> tuple[int, Event | None]:
             continue
         if e.kind in _BOOT_OUTPUT and not upload_seen and furthest >= 0:
             continue
-        index = _index(t, *got)
-        if index >= furthest:
-            furthest, furthest_event = index, e
+        # the latest step (not the highest): a speed change follows the stub, whose end points past it
+        furthest, furthest_event = _index(t, *got), e
     return furthest, furthest_event
 
 
@@ -187,9 +186,9 @@ def infer(session: Session, verdict: str) -> Stage | None:
     if failed is not None:
         stage_id, event = failed
         info = t.by_id[stage_id]
-        # a failure of a step the attempt had already passed (a silent chip after it was identified, a port
-        # error after the sync began) belongs to how far it got: the link broke there
-        if info.index >= furthest:
+        # a link failure after the attempt had passed that step (a silent chip after it was identified, a
+        # port error after the sync began) belongs to how far it got: the link broke there
+        if info.index >= furthest or stage_id not in ("port", "connect"):
             return Stage(info.id, info.name, info.why, (event,), "event")
         info = t.stages[furthest]
         return Stage(info.id, info.name, f"the link failed after this step: {event.text.strip()[:120]}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from espdiag.api import diagnose_text
+from espdiag.context import chip_words
 
 
 def ctx_of(log: str) -> dict:
@@ -64,3 +65,47 @@ def test_trailing_command_line_describes_the_failed_attempt() -> None:
     # the speed from the trailing command line reaches the rules (boot-mode, the usual fix for a silent
     # sync, may rank above it: see espdiag/calibration.json)
     assert "baud-too-high" in [c.id for c in report.causes[:2]]
+
+
+@pytest.mark.parametrize(
+    ("chip", "boot_pin", "docs_chip"),
+    [("ESP32-C3", "GPIO9", "esp32c3"), ("ESP32-C6", "GPIO9", "esp32c6"), ("ESP32-H2", "GPIO9", "esp32h2"),
+     ("ESP32-S2", "GPIO0", "esp32s2"), ("ESP32-S3", "GPIO0", "esp32s3"), ("ESP8266", "GPIO0", "esp8266"),
+     ("ESP32", "GPIO0", "esp32")],
+)
+def test_pins_and_docs_follow_the_chip(chip: str, boot_pin: str, docs_chip: str) -> None:
+    words = chip_words(chip)
+    assert words["boot_pin"] == boot_pin
+    assert words["docs_chip"] == docs_chip
+
+
+def test_an_unknown_chip_names_both_boot_pins() -> None:
+    assert "GPIO0" in chip_words("")["boot_pin"] and "GPIO9" in chip_words("")["boot_pin"]
+
+
+def test_esptool_ck_means_an_esp8266() -> None:
+    assert ctx_of("warning: espcomm_sync failed\nerror: espcomm_open failed\n")["chip"] == "ESP8266"
+
+
+ARDUINO_FAIL = ("esptool.py v4.5.1\nSerial port /dev/ttyUSB0\nConnecting......\n"
+                "A fatal error occurred: Failed to connect to ESP32: No serial data received.\n")
+
+
+@pytest.mark.parametrize(
+    ("tail", "env", "ide"),
+    [
+        ("Failed uploading: uploading error: exit status 2\n", "arduino-ide", "arduino-ide-2"),
+        ("Error during Upload: Failed uploading: uploading error: exit status 2\n", "arduino-cli", None),
+        ("An error occurred while uploading the sketch\n", "arduino-ide", "arduino-ide-1"),
+    ],
+)
+def test_arduino_ide_2_ide_1_and_cli_are_told_apart(tail: str, env: str, ide: str | None) -> None:
+    ctx = diagnose_text(ARDUINO_FAIL + tail).context
+    assert ctx["env"] == env
+    assert ctx.get("ide") == ide
+
+
+def test_an_arduino15_path_alone_does_not_say_ide_or_cli() -> None:
+    ctx = diagnose_text("/home/u/.arduino15/packages/esp32/tools/esptool_py/4.5.1/esptool --chip esp32 "
+                        "--port /dev/ttyUSB0 write_flash 0x10000 a.bin\n" + ARDUINO_FAIL).context
+    assert ctx["env"] == "arduino-ide" and "ide" not in ctx
