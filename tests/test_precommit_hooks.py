@@ -9,6 +9,7 @@ HOME and PRE_COMMIT_HOME point into tmp_path so nothing outside the test is touc
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def try_repo(scratch: tuple[Path, dict[str, str]], hook: str, *files: str) -> su
 def test_hook_fails_on_a_failed_upload_log(scratch) -> None:
     proc = try_repo(scratch, "espdiag", "x.log", "ok.log")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "x.log: failure boot-mode (0.84)" in proc.stdout
+    assert re.search(r"x\.log: failure boot-mode \(0\.\d\d\)", proc.stdout)  # calibrated: refits move it
     assert "ok.log: success" in proc.stdout
 
 
