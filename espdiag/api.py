@@ -132,8 +132,8 @@ def diagnose_stream(
             notes.append(f"The log ends while {stage.name}, before the upload failed or finished; if it failed "
                          "there, these are the usual causes.")
     if verdict == "failure" and stage is not None:
-        lines = ", ".join(str(e.line) for e in stage.evidence)
-        notes.append(f"{stage.sentence[:-1]}" + (f" (line {lines})." if lines else "."))
+        where = ", ".join(str(e.line) for e in stage.evidence)
+        notes.append(f"{stage.sentence[:-1]}" + (f" (line {where})." if where else "."))
     causes = ranking.rank(matches, session, ctx, stage, model)
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem

@@ -146,28 +146,28 @@ def cut_short(session: Session) -> Stage | None:
 
 
 def _progress(session: Session, t: Tables) -> tuple[int, Event | None]:
+    """How far the attempt got: the furthest step it was in, or the one after the furthest it finished.
+
+    The furthest, not the latest: a reply out of step in the middle of a write is not a sync problem.
+    """
     events = session.events()
     upload_seen = any(t.kinds.get(e.kind, ("", ""))[0] in ("write", "verify") for e in events)
-    furthest, furthest_event = -1, None
+    best, best_event, best_done = -1, None, False
     for e in events:
         got = _stage_of(e, t)
         if got is None or got[1] == "failed":
             continue
-        if e.kind in _BOOT_OUTPUT and not upload_seen and furthest >= 0:
-            continue
-        # the latest step (not the highest): a speed change follows the stub, whose end points past it
-        furthest, furthest_event = _index(t, *got), e
-    return furthest, furthest_event
-
-
-def _index(t: Tables, stage: str, state: str) -> int:
-    index = t.by_id[stage].index
-    if state == "done":
+        if e.kind in _BOOT_OUTPUT and not upload_seen and best >= 0:
+            continue  # boot output during the connect phase: the chip was not in download mode
+        index = t.by_id[got[0]].index
+        if index > best or (index == best and got[1] == "done"):
+            best, best_event, best_done = index, e, got[1] == "done"
+    if best >= 0 and best_done:
         # the step after a finished one; the speed change happens only when the log shows it
-        index = min(index + 1, len(t.stages) - 1)
-        if t.stages[index].id == "baud":
-            index += 1
-    return index
+        best = min(best + 1, len(t.stages) - 1)
+        if t.stages[best].id == "baud":
+            best += 1
+    return best, best_event
 
 
 def infer(session: Session, verdict: str) -> Stage | None:
