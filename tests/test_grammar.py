@@ -30,6 +30,13 @@ CASES = [
     ("Uploading 226352 bytes from /tmp/sketch.bin to flash at 0x00000000", "ck_uploading", {}),
     ("..........................................  [ 36% ]", "writing", {"percent": 36}),
     ("starting app without reboot", "ck_done", {}),
+    # the ESP8266 banner split from its first half, or retyped with a space
+    ("boot mode:(7 7)", "rom_banner_8266", {"mode": 7, "sub": 7}),
+    ("rst cause:2, boot mode:(3,6)", "rom_banner_8266", {"rst_cause": 2, "mode": 3, "sub": 6}),
+    # argparse refusing a subcommand's arguments, and its usage text: not command lines
+    ("esptool write_flash: error: argument <address> <filename>: [Errno 2] No such file or directory:", "usage_error", {}),
+    ("usage: esptool [-h] [--chip {auto,esp8266,esp32}]", "usage_error", {}),
+    ("esptool not found!", "other", {}),
     # --- Arduino IDE / Cloud agent / arduino-cli --------------------------------------------------
     ('Arduino: 1.8.1 (Windows 10), Board: "NodeMCU 1.0 (ESP-12E Module), 80 MHz, 115200"', "ide_banner", {"os": "Windows 10"}),
     ("Upload started", "upload_started", {}),

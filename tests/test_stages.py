@@ -44,6 +44,9 @@ STUB = CHIP + "Uploading stub...\nRunning stub...\nStub running...\n"
         ("Flashing failed: could not open the serial port, it is already open.\n", "port"),
         ("[ERROR] chip sync error: no reply from the chip\n", "connect"),
         ("Erasing flash...\nError: flash erase failed\n", "flash-begin"),
+        ("Firmware 900000 bytes at 0x10000 will not fit in flash (size 1048576)\n", "flash-begin"),
+        ("esptool not found!\n", "command"),
+        ("Upload: the task terminated with exit code: 1.\n", "command"),
     ],
 )
 def test_stage(log: str, stage: str) -> None:
