@@ -185,6 +185,8 @@ def infer(session: Session, verdict: str) -> Stage | None:
             break
     if failed is not None:
         stage_id, event = failed
+        if event.kind == "usage_error" and (worded := _word_stage(event.text)) not in (None, "command"):
+            stage_id = worded  # a refused command line that names the real trouble ("--port: ... not readable")
         info = t.by_id[stage_id]
         # a link failure after the attempt had passed that step (a silent chip after it was identified, a
         # port error after the sync began) belongs to how far it got: the link broke there

@@ -46,6 +46,10 @@ STUB = CHIP + "Uploading stub...\nRunning stub...\nStub running...\n"
         ("Erasing flash...\nError: flash erase failed\n", "flash-begin"),
         ("Firmware 900000 bytes at 0x10000 will not fit in flash (size 1048576)\n", "flash-begin"),
         ("esptool not found!\n", "command"),
+        # a refused command line that names the port's trouble is a port failure
+        ("Error: Invalid value for '-p' / '--port': Path '/dev/ttyACM0' is not readable.\n", "port"),
+        ("Sketch too big; see https://support.arduino.cc/hc/en-us/articles/360013825179 for tips on reducing it.\n",
+         "command"),
         ("Upload: the task terminated with exit code: 1.\n", "command"),
     ],
 )
