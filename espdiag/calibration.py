@@ -136,16 +136,16 @@ def confidences(model: Model, rule: Mapping[str, float], stage: str, ctx: Mappin
 
 
 def calibrate(model: Model, probs: Mapping[str, float]) -> dict[str, float]:
-    """The curve is fitted on the first answer's probability, so it maps the first; the others keep their
-    odds against it (scaled alike), which never lifts one above the first or the total above 1."""
+    """The curve is fitted on the first answer's probability, so it maps the first; the others share what
+    is left (1 - the first's confidence) in proportion to their probabilities, never above the first."""
     if not probs:
         return {}
     p_top = max(probs.values())
     c_top = min(0.99, max(0.01, apply_curve(model.curve, p_top)))
-    scale = min(c_top / p_top if p_top > 0 else 1.0, (1.0 - c_top) / max(1e-9, 1.0 - p_top))
+    scale = (1.0 - c_top) / max(1e-9, 1.0 - p_top)
     out = {}
     for c, p in probs.items():
-        out[c] = round(c_top if p == p_top else min(c_top, p * scale), 3)
+        out[c] = round(c_top if p == p_top else min(c_top - 0.001, p * scale), 3)
     return out
 
 
