@@ -79,8 +79,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default=os.environ.get("ESPDIAG_FORMAT") or "auto", choices=FORMATS,
-                   help="output format (default: rich on a terminal, text otherwise; env ESPDIAG_FORMAT); "
-                   "markdown: a forum reply, github: Actions annotations, sarif: code scanning")
+                   metavar="FORMAT", help=f"{', '.join(FORMATS)} (default: rich on a terminal, text otherwise; "
+                   "env ESPDIAG_FORMAT); markdown: a forum reply, github: Actions annotations, sarif: code scanning")
     p.add_argument("--color", "--colour", dest="colour", default="auto", choices=("auto", "always", "never"),
                    help="colour in the terminal report (NO_COLOR and FORCE_COLOR are honoured)")
     p.add_argument("--verbose", "-v", action="store_true", help="show every cause, not only the top five")
@@ -132,9 +132,9 @@ def check_parser() -> argparse.ArgumentParser:
                 "stops inside an upload attempt, or if a log that did not fail shows a cause at or above "
                 "--fail-on; 2 if a file cannot be read.")
     p.add_argument("files", nargs="+", metavar="FILE", help="upload log(s); '-' reads standard input")
-    p.add_argument("--format", "-f", default="line", choices=CHECK_FORMATS,
-                   help="line (default): one line per file; github: Actions annotations, then the lines; "
-                   "or any report format")
+    p.add_argument("--format", "-f", default="line", choices=CHECK_FORMATS, metavar="FORMAT",
+                   help=f"{', '.join(CHECK_FORMATS)}; line (default): one line per file; github: Actions "
+                   "annotations, then the lines; the others: the report")
     p.add_argument("--fail-on", type=_fraction, default=DEFAULT_FAIL_ON, metavar="CONFIDENCE",
                    help=f"confidence (0..1) from which a cause counts (default {DEFAULT_FAIL_ON})")
     _add_rules_option(p)

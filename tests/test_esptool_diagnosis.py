@@ -225,7 +225,9 @@ def test_run_killed_by_signal_exits_128_plus_n() -> None:
 
 @pytest.mark.parametrize("whole_group", [False, True], ids=["kill-espdiag", "terminal-ctrl-c"])
 def test_run_ctrl_c_reaches_child_and_exits_130(whole_group: bool) -> None:
-    child = ("import sys, time\nprint('start', flush=True)\ntry:\n    time.sleep(30)\n"
+    # "start" is printed inside the try: printed before it, a Ctrl-C sent as soon as "start" is read
+    # could land before the handler is in place (the test was flaky that way)
+    child = ("import sys, time\ntry:\n    print('start', flush=True)\n    time.sleep(30)\n"
              "except KeyboardInterrupt:\n    print('child interrupted', flush=True)\n    sys.exit(5)\n")
     with subprocess.Popen([PYTHON, "-m", "espdiag", "run", "--", PYTHON, "-c", child], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, start_new_session=True) as p:
