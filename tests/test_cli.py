@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 from conftest import run_main as run
 
 from espdiag import __version__
@@ -140,12 +143,6 @@ def test_missing_dependency_is_a_setup_error() -> None:
 
 
 # ---------------------------------------------------------------- the command line's structure (issue 14)
-import ast  # noqa: E402
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from conftest import ROOT  # noqa: E402
-
 PACKAGE = ROOT / "espdiag"
 
 
@@ -229,7 +226,7 @@ def test_every_command_loads_rules_through_the_one_entry_point(capsys, monkeypat
 def test_a_format_is_one_registry_line(capsys, monkeypatch) -> None:
     from espdiag import output
 
-    assert output.FORMATS == ("auto", *output.RENDERERS)
+    assert ("auto", *output.RENDERERS) == output.FORMATS
     shipped = {p.stem for p in (PACKAGE / "render").glob("*.py")} - {"__init__", "layout"}
     registered = set(output.RENDERERS) | {"json_out", "rich_out"}
     assert shipped <= registered, f"render modules without a --format: {shipped - registered}"

@@ -242,50 +242,62 @@ class _Stop(BaseException):
     handler on the way swallows it)."""
 
 
-def _command_reader(fd: int, proc: subprocess.Popen[bytes], received: list[int]) -> Read:
+class _Watch:
+    """What the reader of the command's output and the signal handler share."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.received: list[int] = []
+        self.exited_at: float | None = None  # when the reader saw the command gone
+
+
+def _command_reader(fd: int, watch: _Watch) -> Read:
     """Read the command's output; once the command has exited, stop after a short drain.
 
     A process the command left running (``setsid sleep 20 &``) may hold the pipe open long after the
-    command is gone: waiting for its end would make espdiag hang. Windows has no ``select`` on
-    pipes, so there the read blocks until the pipe closes.
+    command is gone: waiting for its end would make espdiag hang. After a signal, only what is
+    already in the pipe is read. Windows has no ``select`` on pipes, so there the read blocks until
+    the pipe closes.
     """
     if os.name == "nt":
         return fd_reader(fd)
-    exited: list[float] = []
 
     def read(n: int) -> bytes:
         while True:
-            if not exited and proc.poll() is not None:
-                exited.append(time.monotonic())
+            if watch.exited_at is None and watch.proc.poll() is not None:
+                watch.exited_at = time.monotonic()
             timeout = POLL
-            if exited:
-                waited = time.monotonic() - exited[0]
+            if watch.exited_at is not None:
+                waited = time.monotonic() - watch.exited_at
                 if waited > DRAIN_MAX:
                     return b""
-                timeout = 0.0 if received else max(0.0, DRAIN - waited)
+                timeout = 0.0 if watch.received else max(0.0, DRAIN - waited)
             ready, _, _ = select.select([fd], [], [], timeout)
             if ready:
                 return os.read(fd, n)
-            if exited:
+            if watch.exited_at is not None:
                 return b""
 
     return read
 
 
 @contextlib.contextmanager
-def _forward_signals(proc: subprocess.Popen[bytes], received: list[int]) -> Iterator[None]:
+def _forward_signals(watch: _Watch) -> Iterator[None]:
     """While the child runs: Ctrl-C / SIGTERM / SIGHUP go to the child, not to us.
 
     A terminal's Ctrl-C reaches the whole foreground process group, the child included, so the
     first SIGINT is forwarded only if the child has not exited within ``FORWARD_GRACE``; a
-    second one is sent on as SIGTERM and a third as SIGKILL. Once the child has exited, a signal
-    stops espdiag at once (``_Stop``).
+    second one is sent on as SIGTERM and a third as SIGKILL. A signal that comes once the reader
+    has seen the child exit (it is only draining the pipe) stops espdiag at once (``_Stop``).
     """
+    proc, received = watch.proc, watch.received
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
-        if proc.poll() is not None:
+        if watch.exited_at is not None:
             raise _Stop
+        if proc.poll() is not None:
+            return  # it just ended, likely by this very Ctrl-C: its last words are read, then we stop
         if signum == signal.SIGINT and received.count(signal.SIGINT) == 1:
             deadline = time.monotonic() + FORWARD_GRACE
             while time.monotonic() < deadline:
@@ -331,11 +343,10 @@ def _source(command: Sequence[str], tee: Path | None) -> str:
     return f"<{name[:197] + '...' if len(name) > 200 else name}>"
 
 
-def _diagnose_command(proc: subprocess.Popen[bytes], reader: EchoReader, name: str, rules: RuleSet,
-                      received: list[int]) -> Report | None:
+def _diagnose_command(watch: _Watch, reader: EchoReader, name: str, rules: RuleSet) -> Report | None:
     """Diagnose the command's output as it runs; never lose the command to a problem in the diagnosis."""
     try:
-        with _forward_signals(proc, received):
+        with _forward_signals(watch):
             try:
                 return _diagnose_echoing(reader, name, rules)
             except EspdiagError as e:
@@ -369,15 +380,15 @@ def run_command(
         if tee_file is not None:
             sinks.append(tee_file.write)
         assert proc.stdout is not None
-        received: list[int] = []
-        reader = EchoReader(_command_reader(proc.stdout.fileno(), proc, received), sinks)
-        report = _diagnose_command(proc, reader, _source(command, tee), rules, received)
+        watch = _Watch(proc)
+        reader = EchoReader(_command_reader(proc.stdout.fileno(), watch), sinks)
+        report = _diagnose_command(watch, reader, _source(command, tee), rules)
         proc.stdout.close()
         returncode = proc.wait()
     finally:
         if tee_file is not None:
             tee_file.close()
-    return _finish(returncode, received, report, sink, reader.ends_mid_line, (fmt, colour, verbose))
+    return _finish(returncode, watch.received, report, sink, reader.ends_mid_line, (fmt, colour, verbose))
 
 
 def _finish(returncode: int, received: list[int], report: Report | None, sink: _Sink, mid_line: bool,
