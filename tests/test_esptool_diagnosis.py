@@ -405,6 +405,23 @@ def test_passthrough_usage_and_binary_input() -> None:
     assert "binary" in proc.stderr.decode()
 
 
+def test_passthrough_of_a_log_cut_inside_an_attempt_fails_with_the_2_and_1_hint() -> None:
+    log = b"esptool.py v4.8.1\nSerial port /dev/ttyUSB0\nConnecting......\n"  # the error went to stderr
+    proc = _espdiag("--passthrough", "--format", "json", input=log)
+    assert proc.returncode == 1 and proc.stdout.startswith(log)
+    assert any("2>&1" in n for n in json.loads(proc.stdout[len(log):])["notes"])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_passthrough_into_a_full_stdout_is_one_line_and_exit_2() -> None:
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([PYTHON, "-m", "espdiag", "--passthrough"], input=b"esptool.py v4.8.1\n" * 1000,
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        "espdiag: standard output failed (No space left on device), so the output was not all shown"]
+
+
 # ---------------------------------------------------------------- samples/generated
 
 
