@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
@@ -34,18 +34,19 @@ class _TerminalInput:
     """Standard input on a terminal: the first end-of-input (Ctrl-D, Ctrl-Z) ends it for good.
 
     A buffered reader asks the terminal again after an end-of-input that came mid-read, so a
-    person would have to press Ctrl-D twice; this one remembers it.
+    person would have to press Ctrl-D twice; this one remembers it. It reads the unbuffered
+    stream under ``sys.stdin.buffer``, which on a Windows console turns Ctrl-Z into the end.
     """
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, raw: Callable[[int], bytes | None]) -> None:
+        self.raw_read = raw
         self.eof = False
 
     def read(self, n: int = -1) -> bytes:
         parts: list[bytes] = []
         got = 0
         while not self.eof and (n < 0 or got < n):
-            piece = os.read(self.fd, 1 << 16 if n < 0 else n - got)
+            piece = self.raw_read(1 << 16 if n < 0 else n - got)
             if not piece:
                 self.eof = True
                 break
@@ -79,7 +80,8 @@ def stdin_stream(err: TextIO | None = None) -> BinaryIO:
     if err is not None:
         with contextlib.suppress(OSError, ValueError):
             print(PROMPT, file=err, flush=True)
-    return _TerminalInput(fd)  # type: ignore[return-value]
+    raw = getattr(stdin.buffer, "raw", None)
+    return _TerminalInput(raw.read if raw is not None else stdin.buffer.read)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
