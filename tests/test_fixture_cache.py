@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from virtual_board import fixtures
 from virtual_board.harness import CompletedLog
 
