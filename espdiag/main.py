@@ -45,7 +45,7 @@ examples:
   espdiag run -- esptool.py write_flash 0x0 fw.bin
   esptool.py write_flash 0x0 fw.bin 2>&1 | espdiag --passthrough
 
-commands: diagnose (the default), check, events, rules, explain, run;
+commands: diagnose (the default), check, events, rules, explain, run, serve;
           'espdiag COMMAND --help' for each
 
 exit codes: 0 success or nothing wrong found
@@ -185,9 +185,19 @@ def run_parser() -> argparse.ArgumentParser:
     return p
 
 
+def serve_parser() -> argparse.ArgumentParser:
+    p = _Parser("espdiag serve", "Serve the paste page and the JSON API (POST /api/v1/diagnose) with the "
+                "waitress WSGI server (pip install 'espdiag[serve]').")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    p.add_argument("--threads", type=int, default=4, help="worker threads (default: 4)")
+    _add_rules_option(p)
+    return p
+
+
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "diagnose": diagnose_parser, "check": check_parser, "events": events_parser, "rules": rules_parser,
-    "explain": explain_parser, "run": run_parser,
+    "explain": explain_parser, "run": run_parser, "serve": serve_parser,
 }
 SUBCOMMANDS = tuple(PARSERS)
 
@@ -275,8 +285,16 @@ def _run(argv: list[str]) -> int:
     return run_command(command, _load_rules(a.rules), a.format, a.colour, a.verbose, a.tee)
 
 
+def _serve(argv: list[str]) -> int:
+    from espdiag.commands.serve import serve
+
+    a = serve_parser().parse_args(argv)
+    return serve(a.host, a.port, a.threads, _load_rules(a.rules))
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "diagnose": _diagnose, "check": _check, "events": _events, "rules": _rules, "explain": _explain, "run": _run,
+    "serve": _serve,
 }
 
 

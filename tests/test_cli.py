@@ -318,7 +318,7 @@ def test_good_file_is_reported_when_another_is_missing(capsys, monkeypatch, tmp_
     assert err.strip() == f"espdiag: {tmp_path / 'missing.log'}: no such file"
 
 
-@pytest.mark.parametrize("command", ["diagnose", "check", "events", "rules", "explain", "run"])
+@pytest.mark.parametrize("command", ["diagnose", "check", "events", "rules", "explain", "run", "serve"])
 def test_help_fits_80_columns(command: str) -> None:
     argv = [] if command == "diagnose" else [command]
     for columns in ("80", "200"):
