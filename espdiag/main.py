@@ -60,8 +60,8 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_rules_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", type=Path,
-                   help="load extra rule files (*.yaml) from DIR; repeatable")
+    p.add_argument("--rules", action="append", default=[], metavar="PATH", type=Path,
+                   help="load extra rules: a folder of *.yaml files or one rule file; repeatable")
 
 
 def _diagnose_parser(prog: str) -> argparse.ArgumentParser:

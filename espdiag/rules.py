@@ -18,7 +18,7 @@ from espdiag.context import KEYS as CONTEXT_KEYS
 from espdiag.errors import RuleError, RuleErrors
 from espdiag.events import KINDS, fields_of
 from espdiag.regexrisk import regex_risk
-from espdiag.ruleyaml import LineDict, parse, read_text
+from espdiag.ruleyaml import LineDict, LineList, parse, read_text
 
 __all__ = ["LineDict", "RuleSet", "load_file", "load_rules", "regex_risk"]
 
@@ -81,7 +81,13 @@ def _line(obj: Any, key: str | None = None, default: int = 1) -> int:
         if key is not None and key in obj.key_lines:
             return obj.key_lines[key]
         return obj.line
-    return default
+    return obj.line if isinstance(obj, LineList) else default
+
+
+def _lines(items: list[Any], default: int) -> list[tuple[Any, int]]:
+    """Each item of a YAML list with its line (scalars have none of their own)."""
+    lines = items.item_lines if isinstance(items, LineList) else [default] * len(items)
+    return [(item, _line(item, None, ln)) for item, ln in zip(items, lines, strict=True)]
 
 
 def _col(obj: Any, key: str) -> int:
@@ -293,20 +299,19 @@ class _Compiler:
             return "failure"
         return str(verdict)
 
-    def items(self, data: dict[str, Any], key: str, what: str) -> list[Any]:
-        """The list under ``key`` (missing: empty), or an error naming what it must hold."""
+    def items(self, data: dict[str, Any], key: str, what: str) -> list[tuple[Any, int]]:
+        """The items of the list under ``key`` with their lines (missing: none), or an error naming what it must hold."""
         value = data.get(key)
         if value is None:
             return []
         if not isinstance(value, list):
             self.err(_line(data, key), f"{key}: must be a list of {what}", _col(data, key))
             return []
-        return value
+        return _lines(value, _line(data, key))
 
     def adjust(self, data: dict[str, Any]) -> tuple[Adjust, ...]:
         out = []
-        for item in self.items(data, "adjust", "when:/factor:/why: entries"):
-            ln = _line(item, None, _line(data, "adjust"))
+        for item, ln in self.items(data, "adjust", "when:/factor:/why: entries"):
             if not isinstance(item, dict) or "when" not in item or "factor" not in item:
                 self.err(ln, "each adjust: entry needs when: and factor:")
                 continue
@@ -326,14 +331,13 @@ class _Compiler:
             self.err(_line(data, "fixes"), "fixes: needs a non-empty list")
             return ()
         out = []
-        for item in raw:
+        for item, ln in _lines(raw, _line(data, "fixes")):
             if isinstance(item, str):
                 out.append(Fix(item.strip(), {}, None))
             elif isinstance(item, dict) and "text" in item:
-                out.append(self.fix(item, _line(item, None, _line(data, "fixes"))))
+                out.append(self.fix(item, ln))
             else:
-                self.err(_line(item, None, _line(data, "fixes")),
-                         "a fix is a string or a mapping with text: (and optional for:, unless:)")
+                self.err(ln, "a fix is a string or a mapping with text: (and optional for:, unless:)")
         return tuple(out)
 
     def fix(self, item: dict[str, Any], ln: int) -> Fix:
@@ -350,8 +354,8 @@ class _Compiler:
 
     def evidence(self, data: dict[str, Any]) -> tuple[Cond, ...]:
         out = []
-        for item in self.items(data, "evidence", "event conditions"):
-            c = self.cond(item, _line(item, None, _line(data, "evidence")))
+        for item, ln in self.items(data, "evidence", "event conditions"):
+            c = self.cond(item, ln)
             if c is not None:
                 out.append(c)
         return tuple(out)
@@ -366,8 +370,7 @@ class _Compiler:
 
     def examples(self, data: dict[str, Any]) -> tuple[Example, ...]:
         out = []
-        for item in self.items(data, "examples", "match:/no_match: entries"):
-            ln = _line(item, None, _line(data, "examples"))
+        for item, ln in self.items(data, "examples", "match:/no_match: entries"):
             key = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else None
             if key not in ("match", "no_match") or not isinstance(item[key], str):
                 self.err(ln, "each example is a mapping with exactly one key, match: or no_match:, and a log text")
@@ -422,7 +425,8 @@ class _Compiler:
             return None
         return compiled
 
-    def tests(self, spec: Any, line: int, what: str, names: Iterable[str]) -> tuple[Test, ...]:
+    def tests(self, spec: Any, line: int, what: str, names: Iterable[str], noun: str) -> tuple[Test, ...]:
+        """The tests of a where: or context: mapping; each name must be one of ``names`` (a ``noun``)."""
         if not isinstance(spec, dict):
             self.err(line, f"{what} must be a mapping of name: value")
             return ()
@@ -431,8 +435,7 @@ class _Compiler:
         for name, value in spec.items():
             kline, kcol = _line(spec, name, line), _col(spec, name)
             if name not in known:
-                noun = "context key" if what == "context" else "field for these events"
-                self.err(kline, f"unknown {noun} {name!r}{_suggest(name, known)}", kcol)
+                self.err(kline, f"{name!r} is not {noun}{_suggest(name, known)}", kcol)
             elif isinstance(value, dict):
                 out.extend(self.operators(name, value, kline))
             else:
@@ -468,7 +471,7 @@ class _Compiler:
             return self.absent(spec["absent"], line)
         if head == "context":
             return Cond("context", tests=self.tests(spec["context"], _line(spec, "context", line), "context",
-                                                    CONTEXT_KEYS))
+                                                    CONTEXT_KEYS, "a context key"))
         if head == "not":
             child = self.cond(spec["not"], _line(spec, "not", line))
             return Cond("not", children=(child,)) if child else None
@@ -482,7 +485,7 @@ class _Compiler:
             self.err(line, f"{head}: needs a non-empty list of conditions" if head == "any" else
                      "a list of conditions (all:, or a bare list) must not be empty")
             return None
-        children = [c for c in (self.cond(s, _line(s, None, line)) for s in items) if c]
+        children = [c for c in (self.cond(s, ln) for s, ln in _lines(items, line)) if c]
         return Cond(head, children=tuple(children))
 
     def absent(self, inner: Any, line: int) -> Cond | None:
@@ -510,7 +513,8 @@ class _Compiler:
         if not kinds:
             return None
         fields = set().union(*(fields_of(k) for k in kinds))
-        tests = self.tests(spec["where"], _line(spec, "where", line), "where", fields) if "where" in spec else ()
+        noun = f"a field of {' or '.join(kinds)} events"
+        tests = self.tests(spec["where"], _line(spec, "where", line), "where", fields, noun) if "where" in spec else ()
         text = self.regex(spec["text"], _line(spec, "text", line), _col(spec, "text")) if "text" in spec else None
         lo, hi = spec.get("min", 1), spec.get("max")
         if not (isinstance(lo, int) and not isinstance(lo, bool) and lo >= 0) or not (
@@ -567,7 +571,7 @@ def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True) -> RuleSet
         elif d.exists():
             files = [d]  # a single rule file; load_file refuses anything but a regular file
         else:
-            errors.append(RuleError(str(d), 0, "no such rule folder or file"))
+            errors.append(RuleError(str(d), 0, "no such rule file or directory"))
             continue
         for path in files:
             rule, errs = load_file(path)

@@ -29,14 +29,22 @@ if TYPE_CHECKING:  # yaml is imported only when rule files are really read
 MAX_BYTES = 1_000_000  # the largest built-in rule is ~3 KB
 MAX_DEPTH = 40  # nested mappings and lists; the built-in rules use 10
 MAX_DIGITS = 40  # int("9" * 5000) raises ValueError on Python 3.11+, and is quadratic before
+PREFER_LIBYAML = True  # tests turn it off to check the pure-Python parser too
 
 
 class LineDict(dict[str, Any]):
-    """A YAML mapping with the line of the mapping and the line and column of each key."""
+    """A YAML mapping with its own line and the line and column of each key."""
 
     line: int = 0
     key_lines: dict[str, int]
     key_cols: dict[str, int]
+
+
+class LineList(list[Any]):
+    """A YAML list with its own line and the line of each item."""
+
+    line: int = 0
+    item_lines: list[int]
 
 
 def read_text(path: Path, name: str) -> tuple[str | None, list[RuleError]]:
@@ -70,7 +78,7 @@ def parse(text: str, name: str) -> tuple[Any, list[RuleError]]:
     """The data of one YAML document (mappings are ``LineDict``), or the error that stops it."""
     import yaml
 
-    loader = _loader()(text)
+    loader = _loader(PREFER_LIBYAML)(text)
     try:
         node = loader.get_single_node()
         if node is not None:
@@ -109,12 +117,12 @@ def _check_tree(root: yaml.Node) -> None:
 
 
 @functools.cache
-def _loader() -> type[Any]:
+def _loader(prefer_libyaml: bool) -> type[Any]:
     import yaml
 
-    base: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if prefer_libyaml else yaml.SafeLoader
 
-    class _Loader(base):  # type: ignore[valid-type,misc]
+    class _Loader(base):  # type: ignore[misc]
         """SafeLoader (no object construction) that remembers where each mapping and key came from."""
 
         def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
@@ -124,6 +132,7 @@ def _loader() -> type[Any]:
                 raise yaml.MarkedYAMLError(None, None, f"unreadable value: {e}", node.start_mark) from None
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
     _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
     return _Loader
 
@@ -135,6 +144,13 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
         raise yaml.MarkedYAMLError(None, None, f"number longer than {MAX_DIGITS} digits", node.start_mark)
     value: int = yaml.SafeLoader.construct_yaml_int(loader, node)
     return value
+
+
+def _construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LineList:
+    out = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
