@@ -219,6 +219,8 @@ class RuleSet:
 
 # ----------------------------------------------------------------------------- compiler
 _HEADS = ("event", "absent", "context", "any", "all", "not")
+_TEXT_LINES = 200  # how far below its key a placeholder is looked for (a folded text spans a few lines)
+MAX_ERRORS = 50  # per file: a broken 1 MB file must not flood the terminal
 
 
 class _Compiler:
@@ -232,14 +234,19 @@ class _Compiler:
         self.path = path
         self.lines = text.splitlines()
         self.errors: list[RuleError] = []
+        self.texts: list[tuple[str, int]] = []  # title, explain and fix texts with their lines: placeholders
 
     def err(self, line: int, message: str, col: int = 0) -> None:
         self.errors.append(RuleError(self.path, line, message, col))
 
+    def suggest(self, word: object, choices: Iterable[str]) -> str:
+        # difflib is slow: a file with thousands of unknown names gets hints for the ones shown only
+        return _suggest(word, choices) if len(self.errors) < MAX_ERRORS else ""
+
     def unknown_keys(self, obj: dict[str, Any], allowed: set[str], what: str) -> None:
         for key in obj:
             if key not in allowed:
-                extra = _suggest(key, allowed)
+                extra = self.suggest(key, allowed)
                 self.err(_line(obj, key), f"unknown key {key!r} in {what}{extra}", _col(obj, key))
 
     def string(self, data: dict[str, Any], key: str, default: str = "") -> str:
@@ -248,6 +255,12 @@ class _Compiler:
             return str(value).strip()
         self.err(_line(data, key), f"{key}: must be a string", _col(data, key))
         return default
+
+    def text(self, data: dict[str, Any], key: str) -> str:
+        """A text shown to the user (title, explain, fix): a string whose placeholders are checked later."""
+        value = self.string(data, key)
+        self.texts.append((value, _line(data, key)))
+        return value
 
     # ------------------------------------------------------------------------- the whole rule
     def rule(self, data: Any) -> Rule | None:
@@ -263,10 +276,9 @@ class _Compiler:
         when = self.cond(data["when"], _line(data, "when")) if "when" in data else None
         adjust, evidence = self.adjust(data), self.evidence(data)
         fixes, docs, examples = self.fixes(data), self.docs(data), self.examples(data)
-        title, explain = self.string(data, "title"), self.string(data, "explain")
+        title, explain = self.text(data, "title"), self.text(data, "explain")
         if when is not None:
-            quotable = _positive_kinds(when).union(*(_positive_kinds(c) for c in evidence))
-            self.check_placeholders(data, title, explain, fixes, quotable)
+            self.check_placeholders(_positive_kinds(when).union(*(_positive_kinds(c) for c in evidence)))
         if self.errors or when is None:
             return None
         return Rule(
@@ -281,7 +293,7 @@ class _Compiler:
             self.err(_line(data, "id"), f"rule id {rule_id!r} must match {_ID.pattern}")
         cause = self.string(data, "cause")
         if cause and cause not in TAXONOMY:
-            extra = _suggest(cause, TAXONOMY)
+            extra = self.suggest(cause, TAXONOMY)
             self.err(_line(data, "cause"), f"cause {cause!r} is not in the taxonomy{extra}")
         return rule_id, cause
 
@@ -334,6 +346,7 @@ class _Compiler:
         for item, ln in _lines(raw, _line(data, "fixes")):
             if isinstance(item, str):
                 out.append(Fix(item.strip(), {}, None))
+                self.texts.append((item, ln))
             elif isinstance(item, dict) and "text" in item:
                 out.append(self.fix(item, ln))
             else:
@@ -350,7 +363,7 @@ class _Compiler:
             if env not in ENVIRONMENTS:
                 self.err(_line(variants, env, ln), f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
         unless = self.cond(item["unless"], _line(item, "unless", ln)) if "unless" in item else None
-        return Fix(self.string(item, "text"), {str(k): self.string(variants, k) for k in variants}, unless)
+        return Fix(self.text(item, "text"), {str(k): self.text(variants, k) for k in variants}, unless)
 
     def evidence(self, data: dict[str, Any]) -> tuple[Cond, ...]:
         out = []
@@ -381,26 +394,23 @@ class _Compiler:
         return tuple(out)
 
     # ------------------------------------------------------------------------- placeholders
-    def check_placeholders(self, data: dict[str, Any], title: str, explain: str, fixes: tuple[Fix, ...],
-                           quotable: set[str]) -> None:
+    def check_placeholders(self, quotable: set[str]) -> None:
         """Every ``{name}`` must be a context key or a field of an event the rule quotes; nothing else."""
         fields = set().union(*(fields_of(k) for k in quotable))
-        texts = [(title, _line(data, "title")), (explain, _line(data, "explain"))]
-        texts += [(t, _line(data, "fixes")) for f in fixes for t in (f.text, *f.variants.values())]
-        for text, line in texts:
+        for text, line in self.texts:
             for whole, name in placeholders(text):
                 at_line, col = self.locate(whole, line)
                 if name is None or not name.isidentifier():
                     self.err(at_line, f"{whole!r} is not a placeholder: write {{name}} (or {{{{ and }}}} for "
                              "a literal brace)", col)
                 elif name not in CONTEXT_KEYS and name not in fields:
-                    extra = _suggest(name, [*CONTEXT_KEYS, *fields])
+                    extra = self.suggest(name, [*CONTEXT_KEYS, *fields])
                     self.err(at_line, f"unknown placeholder {whole!r}: not a context key, nor a field of "
                              f"the events this rule quotes{extra}", col)
 
     def locate(self, snippet: str, line: int) -> tuple[int, int]:
-        """Line and column of ``snippet`` in the file at or after ``line`` (texts may be folded)."""
-        for i in range(max(line - 1, 0), len(self.lines)):
+        """Line and column of ``snippet`` in the file at or just after ``line`` (texts may be folded)."""
+        for i in range(max(line - 1, 0), min(line + _TEXT_LINES, len(self.lines))):
             col = self.lines[i].find(snippet)
             if col >= 0:
                 return i + 1, col + 1
@@ -435,7 +445,7 @@ class _Compiler:
         for name, value in spec.items():
             kline, kcol = _line(spec, name, line), _col(spec, name)
             if name not in known:
-                self.err(kline, f"{name!r} is not {noun}{_suggest(name, known)}", kcol)
+                self.err(kline, f"{name!r} is not {noun}{self.suggest(name, known)}", kcol)
             elif isinstance(value, dict):
                 out.extend(self.operators(name, value, kline))
             else:
@@ -446,7 +456,7 @@ class _Compiler:
         for op, operand in spec.items():
             oline, ocol = _line(spec, op, line), _col(spec, op)
             if op not in _OPS:
-                self.err(oline, f"unknown operator {op!r}{_suggest(op, _OPS)}", ocol)
+                self.err(oline, f"unknown operator {op!r}{self.suggest(op, _OPS)}", ocol)
             elif op in ("in", "not_in") and not isinstance(operand, list):
                 self.err(oline, f"operator {op!r} needs a list", ocol)
             elif op != "regex":
@@ -505,7 +515,7 @@ class _Compiler:
             return ()
         for k in kinds:
             if k not in KINDS:
-                self.err(kline, f"unknown event kind {k!r}{_suggest(k, KINDS)}", _col(spec, "event"))
+                self.err(kline, f"unknown event kind {k!r}{self.suggest(k, KINDS)}", _col(spec, "event"))
         return tuple(kinds)
 
     def event(self, spec: dict[str, Any], line: int) -> Cond | None:
@@ -541,7 +551,11 @@ def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list
     if rule is not None and path.stem != rule.id:
         compiler.err(_line(data, "id"), f"rule id {rule.id!r} must match the file name {path.stem!r}")
         rule = None
-    return rule, sorted(compiler.errors, key=lambda e: (e.line, e.col))
+    errors = sorted(compiler.errors, key=lambda e: (e.line, e.col))
+    if len(errors) > MAX_ERRORS:
+        more = RuleError(name, errors[MAX_ERRORS].line, f"... and {len(errors) - MAX_ERRORS} more problems")
+        errors = [*errors[:MAX_ERRORS], more]
+    return rule, errors
 
 
 def builtin_rules_dir() -> Path:
