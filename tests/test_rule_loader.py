@@ -178,6 +178,14 @@ def test_malformed_rule_files_are_located_errors(tmp_path: Path, old: str, new: 
     ), errors
 
 
+def test_a_file_full_of_errors_is_reported_briefly_and_fast(tmp_path: Path) -> None:
+    text = GOOD + "".join(f"k{i}: 1\n" for i in range(5000))
+    start = time.perf_counter()
+    errors = errors_of(tmp_path, text)
+    assert time.perf_counter() - start < 3
+    assert len(errors) == 51 and errors[-1].endswith("... and 4950 more problems"), errors[-1]
+
+
 def test_malformed_rule_file_exits_2_not_3(tmp_path: Path) -> None:
     (tmp_path / "my-rule.yaml").write_text(GOOD.replace("  - event: wrong_boot_mode", "  - event: [[connecting]]"))
     out = cli("--rules", str(tmp_path), str(SAMPLES / "esptool4-success.log"))
