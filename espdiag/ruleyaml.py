@@ -32,6 +32,15 @@ MAX_DIGITS = 40  # int("9" * 5000) raises ValueError on Python 3.11+, and is qua
 PREFER_LIBYAML = True  # tests turn it off to check the pure-Python parser too
 
 
+class Refused(Exception):
+    """Valid YAML that a rule file may not use (an alias, deep nesting, a huge number), at ``mark``."""
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line, self.col = mark.line + 1, mark.column + 1
+
+
 class LineDict(dict[str, Any]):
     """A YAML mapping with its own line and the line and column of each key."""
 
@@ -84,6 +93,8 @@ def parse(text: str, name: str) -> tuple[Any, list[RuleError]]:
         if node is not None:
             _check_tree(node)
         return (loader.construct_document(node) if node is not None else None), []
+    except Refused as e:
+        return None, [RuleError(name, e.line, e.message, e.col)]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 0)
@@ -91,7 +102,7 @@ def parse(text: str, name: str) -> tuple[Any, list[RuleError]]:
     except yaml.YAMLError as e:
         return None, [RuleError(name, 1, f"invalid YAML: {e}")]
     except RecursionError:  # only the pure-Python parser recurses, and only on thousands of '['
-        return None, [RuleError(name, 1, f"invalid YAML: nested more than {MAX_DEPTH} levels deep")]
+        return None, [RuleError(name, 1, f"nested more than {MAX_DEPTH} levels deep")]
     finally:
         loader.dispose()
 
@@ -105,13 +116,12 @@ def _check_tree(root: yaml.Node) -> None:
     while stack:
         node, depth = stack.pop()
         if id(node) in seen:  # the composer hands out the anchored node again for each *alias
-            raise yaml.MarkedYAMLError(None, None, "anchors and aliases (&name, *name) are not allowed in rule "
-                                       "files", node.start_mark)
+            raise Refused("anchors and aliases (&name, *name) are not allowed in rule files", node.start_mark)
         seen.add(id(node))
         if isinstance(node, yaml.ScalarNode):
             continue
         if depth > MAX_DEPTH:
-            raise yaml.MarkedYAMLError(None, None, f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+            raise Refused(f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
         children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
         stack.extend((child, depth + 1) for child in children)
 
@@ -129,7 +139,7 @@ def _loader(prefer_libyaml: bool) -> type[Any]:
             try:
                 return super().construct_object(node, deep)
             except (ValueError, OverflowError, TypeError) as e:  # a bad date, a key that is a list, ...
-                raise yaml.MarkedYAMLError(None, None, f"unreadable value: {e}", node.start_mark) from None
+                raise Refused(f"unreadable value: {e}", node.start_mark) from None
 
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
     _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
@@ -141,7 +151,7 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     import yaml
 
     if len(node.value) > MAX_DIGITS:
-        raise yaml.MarkedYAMLError(None, None, f"number longer than {MAX_DIGITS} digits", node.start_mark)
+        raise Refused(f"number longer than {MAX_DIGITS} digits", node.start_mark)
     value: int = yaml.SafeLoader.construct_yaml_int(loader, node)
     return value
 
