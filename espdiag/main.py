@@ -22,7 +22,7 @@ from espdiag.render import FORMATS
 if TYPE_CHECKING:
     from espdiag.rules import RuleSet
 
-SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain", "run")
+SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain", "run", "serve")
 
 EPILOG = """\
 examples:
@@ -37,7 +37,8 @@ examples:
   espdiag run -- esptool.py write_flash 0x0 fw.bin
   esptool.py write_flash 0x0 fw.bin 2>&1 | espdiag --passthrough
 
-commands: diagnose (the default), check, events, rules, explain, run; 'espdiag COMMAND --help' for each
+commands: diagnose (the default), check, events, rules, explain, run, serve;
+          'espdiag COMMAND --help' for each
 
 exit codes: 0 success or nothing wrong found, 1 upload failure diagnosed,
             2 usage, input or rule-file error, 3 internal error, 130 interrupted
@@ -177,6 +178,16 @@ def _explain_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _serve_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="espdiag serve", description="Serve the paste page and the JSON API "
+                "(POST /api/v1/diagnose) with the waitress WSGI server (pip install 'espdiag[serve]').")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    p.add_argument("--threads", type=int, default=4, help="worker threads (default: 4)")
+    _add_rules_option(p)
+    return p
+
+
 def load_rules(dirs: Sequence[Path]) -> RuleSet:
     from espdiag.rulecache import load_rules as load  # after argument parsing: --help and --version stay instant
 
@@ -207,6 +218,11 @@ def _dispatch(argv: list[str]) -> int:
         from espdiag.commands.run import run_main
 
         return run_main(argv)
+    if command == "serve":
+        from espdiag.commands.serve import serve
+
+        a = _serve_parser().parse_args(argv)
+        return serve(a.host, a.port, a.threads, load_rules(a.rules))
     if command == "explain":
         from espdiag.commands.explain import explain
 

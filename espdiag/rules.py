@@ -20,7 +20,7 @@ from espdiag.events import KINDS, fields_of
 from espdiag.regexrisk import regex_risk
 from espdiag.ruleyaml import LineDict, LineList, parse, read_text
 
-__all__ = ["LineDict", "RuleSet", "load_file", "load_rules", "regex_risk"]
+__all__ = ["LineDict", "RuleSet", "load_file", "load_rules", "parse_rule_text", "read_rule_text", "regex_risk"]
 
 TAXONOMY = (
     "port-missing", "port-busy", "port-permission", "port-write-failure", "driver", "usb-cable",
@@ -91,7 +91,8 @@ def _lines(items: list[Any], default: int) -> list[tuple[Any, int]]:
 
 
 def _col(obj: Any, key: str) -> int:
-    return obj.key_cols.get(key, 0) if isinstance(obj, LineDict) else 0
+    # (a LineDict from the rule cache knows its lines but not its columns)
+    return getattr(obj, "key_cols", {}).get(key, 0) if isinstance(obj, LineDict) else 0
 
 
 def _number(value: Any) -> bool:
@@ -537,10 +538,19 @@ class _Compiler:
         return Cond("event", kinds, tests, text, lo, hi, after, before, spec.get("evidence", True) is not False)
 
 
-def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list[RuleError]]:
-    """One rule file, or every problem in it as ``file:line:col`` in line order."""
+# the names the rule cache (rulecache.py) uses: it passes a memoised ``parse`` to the two loaders below
+read_rule_text = read_text
+parse_rule_text = parse
+ParseText = Callable[[str, str], tuple[Any, list[RuleError]]]
+
+
+def load_file(path: Path, display: str | None = None, parse: ParseText = parse_rule_text) -> tuple[Rule | None, list[RuleError]]:
+    """One rule file, or every problem in it as ``file:line:col`` in line order.
+
+    ``parse`` turns its text into data (the rule cache passes a memoised one).
+    """
     name = display or str(path)
-    text, errors = read_text(path, name)
+    text, errors = read_rule_text(path, name)
     if text is None:
         return None, errors
     data, errors = parse(text, name)
@@ -573,7 +583,7 @@ def rule_files(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (p.suffix != ".yaml", p))
 
 
-def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True) -> RuleSet:
+def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True, parse: ParseText = parse_rule_text) -> RuleSet:
     """Load the built-in rules and any user rule folders or files; raise RuleErrors listing every problem."""
     paths = ([builtin_rules_dir()] if builtin else []) + list(extra_dirs)
     rules: list[Rule] = []
@@ -588,7 +598,7 @@ def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True) -> RuleSet
             errors.append(RuleError(str(d), 0, "no such rule file or directory"))
             continue
         for path in files:
-            rule, errs = load_file(path)
+            rule, errs = load_file(path, parse=parse)
             errors.extend(errs)
             if rule is None:
                 continue
