@@ -22,7 +22,7 @@ from espdiag.render import FORMATS
 if TYPE_CHECKING:
     from espdiag.rules import RuleSet
 
-SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain", "run")
+SUBCOMMANDS = ("diagnose", "check", "events", "rules", "explain", "run", "probe")
 
 EPILOG = """\
 examples:
@@ -207,6 +207,10 @@ def _dispatch(argv: list[str]) -> int:
         from espdiag.commands.run import run_main
 
         return run_main(argv)
+    if command == "probe":
+        from espdiag.commands.probe import probe_main
+
+        return probe_main(argv, load_rules)
     if command == "explain":
         from espdiag.commands.explain import explain
 
