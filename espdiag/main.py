@@ -37,7 +37,7 @@ examples:
   espdiag run -- esptool.py write_flash 0x0 fw.bin
   esptool.py write_flash 0x0 fw.bin 2>&1 | espdiag --passthrough
 
-commands: diagnose (the default), check, events, rules, explain, run; 'espdiag COMMAND --help' for each
+commands: diagnose (the default), check, events, rules, explain, run, probe; 'espdiag COMMAND --help' for each
 
 exit codes: 0 success or nothing wrong found, 1 upload failure diagnosed,
             2 usage, input or rule-file error, 3 internal error, 130 interrupted

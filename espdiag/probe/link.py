@@ -40,7 +40,8 @@ class Link:
         self.port = port
         self.url = url
         self._initial = (bool(port.dtr), bool(port.rts))
-        self.lines_work = True  # False once the OS refused to set DTR/RTS (a pty, some virtual ports)
+        # False for a raw socket (no modem lines at all) and once the OS refused to set DTR/RTS (a pty)
+        self.lines_work = not url.startswith("socket://")
 
     def _lines(self, action: Callable[[], None]) -> None:
         if not self.lines_work:
@@ -154,10 +155,7 @@ def holders(path: str, limit: int = 4096) -> list[str]:
     except OSError:
         return []
     found: list[str] = []
-    me = str(os.getpid())
     for pid in pids:
-        if pid == me:
-            continue
         fd_dir = f"/proc/{pid}/fd"
         try:
             fds = os.listdir(fd_dir)
