@@ -31,6 +31,7 @@ from virtual_board.board import VirtualBoard
 from virtual_board.esptool_runner import _FastPollTime
 
 from espdiag.main import main
+from espdiag.probe import steps
 from espdiag.probe.report import ProbeReport, diagnose_transcript
 from espdiag.probe.steps import Probe, Timing
 
@@ -267,3 +268,28 @@ def test_no_pyserial_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 
 def test_threads_left_behind_are_daemons() -> None:
     assert all(t.daemon for t in threading.enumerate() if t.name.startswith("vboard"))
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_slip_reader_joins_frames_split_over_reads() -> None:
+    from espdiag.probe.rom import SlipReader, slip
+
+    wire = b"noise" + slip(b"\x01\x08\xc0\xdb") + slip(b"\x01\x0a")
+    reader = SlipReader()
+    got: list[bytes] = []
+    stray = b""
+    for i in range(len(wire)):  # one byte per read: the worst split
+        frames, junk = reader.feed(wire[i : i + 1])
+        got += frames
+        stray += junk
+    assert got == [b"\x01\x08\xc0\xdb", b"\x01\x0a"]
+    assert stray == b"noise"
+
+
+def test_board_text_is_made_safe_and_garbage_is_recognised() -> None:
+    lines, garbage = steps.printable(b"ets Jan  8 2013,rst cause:2, boot mode:(7,6)\r\n\x1b[31mred\x1b[0m\r\n")
+    assert not garbage
+    assert lines == ["ets Jan  8 2013,rst cause:2, boot mode:(7,6)", "[31mred[0m"]  # no escape codes reach a terminal
+    assert steps.printable(bytes([0x00, 0x80, 0xF0, 0xF8, 0xFE] * 10)) == ([], True)

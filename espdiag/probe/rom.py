@@ -60,32 +60,37 @@ def slip(payload: bytes) -> bytes:
     return b"\xc0" + payload.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
 
 
-def frames(data: bytes) -> tuple[list[bytes], bytes]:
-    """SLIP frames in ``data``, and the bytes that were outside any frame (noise, boot text)."""
-    out: list[bytes] = []
-    stray = bytearray()
-    frame: bytearray | None = None
-    escape = False
-    for b in data:
-        if frame is None:
-            if b == 0xC0:
-                frame = bytearray()
-            else:
-                stray.append(b)
-            continue
-        if escape:
-            escape = False
-            frame.append({0xDC: 0xC0, 0xDD: 0xDB}.get(b, b))
-        elif b == 0xDB:
-            escape = True
-        elif b == 0xC0:
-            if frame:
-                out.append(bytes(frame))
-                frame = None
-            # c0 c0: an empty frame; the second c0 starts the next one
-        else:
-            frame.append(b)
-    return out, bytes(stray)
+class SlipReader:
+    """Incremental SLIP decoder: frames may arrive split over several reads."""
+
+    def __init__(self) -> None:
+        self._frame: bytearray | None = None
+        self._escape = False
+
+    def feed(self, data: bytes) -> tuple[list[bytes], bytes]:
+        """Complete frames in ``data`` (with what came before), and the bytes outside any frame."""
+        out: list[bytes] = []
+        stray = bytearray()
+        for b in data:
+            frame = self._frame
+            if frame is None:
+                if b == 0xC0:
+                    self._frame = bytearray()
+                else:
+                    stray.append(b)
+            elif self._escape:
+                self._escape = False
+                frame.append({0xDC: 0xC0, 0xDD: 0xDB}.get(b, b))
+            elif b == 0xDB:
+                self._escape = True
+            elif b == 0xC0:
+                if frame:
+                    out.append(bytes(frame))
+                    self._frame = None
+                # c0 c0: an empty frame; the second c0 starts the next one
+            elif len(frame) < 0x10000:  # no reply the probe asks for is longer: a runaway frame stays bounded
+                frame.append(b)
+        return out, bytes(stray)
 
 
 class Rom:
@@ -102,20 +107,16 @@ class Rom:
         """Send one command; return (value, data) of its reply, or None if none came in time."""
         self.link.write(slip(struct.pack("<BBHI", 0, op, len(data), check) + data))
         deadline = time.monotonic() + (timeout or self.timeout)
-        pending = b""
+        reader = SlipReader()
         while time.monotonic() < deadline:
             chunk = self.link.read_for(min(0.05, max(0.0, deadline - time.monotonic())))
             if not chunk:
                 continue
-            self.received += chunk[: 4096 - len(self.received)] if len(self.received) < 4096 else b""
-            pending += chunk
-            # keep an unfinished frame for the next read; frames() drops it otherwise
-            cut = pending.rfind(b"\xc0")
-            complete, rest = (pending, b"") if cut < 0 else (pending[: cut + 1], pending[cut + 1 :])
-            found, stray = frames(complete)
+            if len(self.received) < 4096:
+                self.received += chunk[: 4096 - len(self.received)]
+            found, stray = reader.feed(chunk)
             if len(self.stray) < 4096:
                 self.stray += stray[: 4096 - len(self.stray)]
-            pending = rest if cut >= 0 else b""
             for frame in found:
                 if len(frame) >= 8 and frame[0] == 1 and frame[1] == op:
                     _, _, size, value = struct.unpack("<BBHI", frame[:8])
