@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 CHECKS_FILE = Path(__file__).with_name("checks.yaml")
 COSTS = ("look", "monitor", "meter")  # cheapest first
 CHIP_FAMILIES = ("esp8266", "esp32")
-MAX_CHECKS = 5
-PER_COST = 2  # so that a serial-monitor question is not crowded out by many cheap ones
+MAX_CHECKS = 6
+# per cost, so that the serial-monitor and multimeter questions are not crowded out by many cheap ones
+PER_COST = {"look": 3, "monitor": 2, "meter": 1}
 MAX_CANDIDATES = 5
 CLOSE = 0.25  # the second cause within this much of the first: the log cannot decide
 SURE = 0.9  # a top cause this confident needs no checks
@@ -184,8 +185,8 @@ def select(verdict: str, causes: Sequence[Cause], ctx: Mapping[str, FieldValue],
         scored.append((COSTS.index(check.cost), -len(touched), order, Selected(check, ask, filled, touched)))
     scored.sort(key=lambda s: s[:3])
     chosen: list[Selected] = []
-    for cost in range(len(COSTS)):
-        chosen += [s[3] for s in scored if s[0] == cost][:PER_COST]
+    for cost, name in enumerate(COSTS):
+        chosen += [s[3] for s in scored if s[0] == cost][: PER_COST[name]]
     return chosen[:MAX_CHECKS]
 
 
