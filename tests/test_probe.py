@@ -293,3 +293,37 @@ def test_board_text_is_made_safe_and_garbage_is_recognised() -> None:
     assert not garbage
     assert lines == ["ets Jan  8 2013,rst cause:2, boot mode:(7,6)", "[31mred[0m"]  # no escape codes reach a terminal
     assert steps.printable(bytes([0x00, 0x80, 0xF0, 0xF8, 0xFE] * 10)) == ([], True)
+
+
+# ---------------------------------------------------------------- espdiag run --probe
+
+
+FAKE_UPLOAD = """\
+import sys
+print("esptool.py v4.8.1")
+print("Serial port " + sys.argv[1])
+print("Connecting........_____....")
+print("A fatal error occurred: Failed to connect to ESP8266: No serial data received.")
+sys.exit(2)
+"""
+
+
+def test_run_probe_asks_the_board_after_an_ambiguous_failure(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(steps, "Timing", lambda: FAST)
+    with VirtualBoard("esp8266", "gpio15-high", model_baud=True) as board:
+        url = board.url
+        code = main(["run", "--probe", "--format", "text", "--", sys.executable, "-c", FAKE_UPLOAD, url])
+    out, err = capsys.readouterr()
+    assert code == 2  # the command's own exit code
+    assert "No serial data received" in out
+    upload_report, _, probe_part = err.partition(f"probing {url}")
+    assert "boot-mode" in upload_report and "cheapest first" in upload_report
+    assert "1. strapping-gpio15" in probe_part and "boot mode:(7,6)" in probe_part
+
+
+def test_run_probe_leaves_a_clear_diagnosis_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    script = FAKE_UPLOAD.replace('print("Connecting', 'print("ets Jan  8 2013,rst cause:2, boot mode:(7,6)")\nprint("Connecting')
+    code = main(["run", "--probe", "--format", "text", "--", sys.executable, "-c", script, "/dev/ttyNOPE"])
+    err = capsys.readouterr().err
+    assert code == 2 and "strapping-gpio15" in err and "probing" not in err

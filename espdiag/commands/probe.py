@@ -10,11 +10,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from espdiag.errors import ExitCode
 from espdiag.output import prepare_stdout, write_reports
 from espdiag.render import FORMATS
 from espdiag.rules import RuleSet
+
+if TYPE_CHECKING:
+    from espdiag.probe.report import ProbeReport
 
 CHIPS = ("auto", "esp8266", "esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2")
 PROBE_FORMATS = tuple(f for f in FORMATS if f not in ("github", "sarif"))
@@ -83,25 +87,29 @@ def probe_main(argv: Sequence[str], load_rules: object) -> int:
     transcript = Probe(port, a.chip, Timing(listen=a.listen), say).run()
     rules: RuleSet = load_rules([Path(d) for d in a.rules])  # type: ignore[operator]
     report = diagnose_transcript(transcript, rules)
-    out = prepare_stdout()
-    if a.format == "json":
+    write_probe_report(report, a.format, a.colour, a.verbose, prepare_stdout())
+    return ExitCode.FAILURE if report.verdict == "failure" else ExitCode.OK
+
+
+def write_probe_report(report: ProbeReport, fmt: str, colour: str, verbose: bool, out: TextIO) -> None:
+    """The usual report, then the transcript its evidence points into (JSON: a 'transcript' key)."""
+    if fmt == "json":
         from espdiag.render.json_out import to_dict
 
         data = to_dict(report)
         data["transcript"] = list(report.transcript)
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
-        write_reports([report], a.format, a.colour, a.verbose, out)
-        _write_transcript(report.transcript, a.format, out)
+        write_reports([report], fmt, colour, verbose, out)
+        write_transcript(report.transcript, fmt, out)
     out.flush()
-    return ExitCode.FAILURE if report.verdict == "failure" else ExitCode.OK
 
 
-def _write_transcript(lines: Sequence[str], fmt: str, out: object) -> None:
+def write_transcript(lines: Sequence[str], fmt: str, out: TextIO) -> None:
     """The transcript after the report: the evidence line numbers point into it."""
     width = len(str(len(lines)))
     body = [f"{i:>{width}} | {line}" for i, line in enumerate(lines, 1)]
-    write = out.write  # type: ignore[attr-defined]
+    write = out.write
     if fmt == "markdown":
         from espdiag.render.markdown import _fence
 

@@ -209,6 +209,8 @@ def build_parser(prog: str = "espdiag run") -> argparse.ArgumentParser:
     _add_output_options(p)
     _add_rules_option(p)
     p.add_argument("--tee", metavar="FILE", type=Path, help="also write the command's raw output to FILE")
+    p.add_argument("--probe", action="store_true",
+                   help="if the upload failed and the log cannot decide, probe the board on its port (espdiag probe)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the upload command and its arguments, after '--'")
     return p
 
@@ -227,7 +229,7 @@ def run_main(argv: Sequence[str]) -> int:
     if not args.command:
         p.error("no command given: espdiag run [options] -- COMMAND [ARG...]")
     rules = load_rules(args.rules)
-    return run_command(args.command, rules, args.format, args.colour, args.verbose, args.tee)
+    return run_command(args.command, rules, args.format, args.colour, args.verbose, args.tee, args.probe)
 
 
 def _exit_code(returncode: int) -> int:
@@ -281,6 +283,7 @@ def run_command(
     colour: str = "auto",
     verbose: bool = False,
     tee: Path | None = None,
+    probe: bool = False,
 ) -> int:
     """Run ``command``, echo its merged output to stdout, diagnose it; return the command's exit code."""
     name = shlex.join(command)
@@ -327,4 +330,8 @@ def run_command(
         if code != 0:
             report.notes.append(f"The command exited with code {code}.")
         _write_report(report, fmt, colour, verbose, sys.stderr, reader.ends_mid_line)
+        if probe:
+            from espdiag.probe.hook import probe_after_upload
+
+            probe_after_upload(report, rules, fmt, colour, verbose, sys.stderr)
     return code
