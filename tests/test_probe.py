@@ -327,3 +327,31 @@ def test_run_probe_leaves_a_clear_diagnosis_alone(capsys: pytest.CaptureFixture[
     code = main(["run", "--probe", "--format", "text", "--", sys.executable, "-c", script, "/dev/ttyNOPE"])
     err = capsys.readouterr().err
     assert code == 2 and "strapping-gpio15" in err and "probing" not in err
+
+
+# ---------------------------------------------------------------- port failures the test machine cannot stage
+
+
+def test_permission_denied_gets_the_os_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root no device node refuses us, so pyserial's own error is raised in its place."""
+    from espdiag.probe import link
+
+    def refuse(url: str, baud: int = 115200) -> link.Link:
+        raise serial.SerialException(f"[Errno 13] could not open port {url}: [Errno 13] Permission denied: '{url}'")
+
+    monkeypatch.setattr(steps, "open_link", refuse)
+    report = diagnose_transcript(Probe("/dev/ttyUSB0", "auto", FAST).run())
+    assert report.causes[0].id == "port-permission"
+    assert any("dialout" in fix for fix in report.causes[0].fixes)
+
+
+def test_a_port_that_takes_no_writes_is_a_write_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from espdiag.probe.link import Link
+
+    def write(self: Link, data: bytes) -> None:
+        raise serial.SerialTimeoutException("Write timeout")
+
+    monkeypatch.setattr(Link, "write", write)
+    with pty_board(tmp_path) as board:
+        report = diagnose_transcript(Probe(board.url, "auto", FAST).run())
+    assert report.causes[0].id == "port-write-failure", report.transcript

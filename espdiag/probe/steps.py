@@ -24,7 +24,9 @@ from espdiag.probe.rom import FLASH_SIZES, Rom, RomError
 PREFIX = "espdiag probe: "
 ROM_BAUD = {"esp8266": 74880, "esp32": 115200}  # ESP8266 ROM with its 26 MHz crystal; ESP32 ROMs at 40 MHz
 SYNC_BAUDS = (115200, 57600)
-MAX_BOARD_LINES = 12  # per listen: a running app can print without end
+# board lines kept per listen: a running program prints without end, and the scanner keeps only the first
+# 24 unknown lines of an attempt, so the probe's own summary line at the end must stay within them
+MAX_BOARD_LINES = {"normal-boot": 8, "download": 5}
 MAX_LINE = 200
 NATIVE_USB = {(0x303A, 0x1001)}  # Espressif USB-JTAG-serial (ESP32-C3/S3/C6/H2 native USB)
 _BANNER = re.compile(r"ets |rst:0x|boot mode:|waiting for download|boot:0x")
@@ -83,7 +85,7 @@ class _Recorder:
         self.line(PREFIX + text)
 
 
-def printable(data: bytes) -> tuple[list[str], bool]:
+def printable(data: bytes, max_lines: int = 8) -> tuple[list[str], bool]:
     """Board bytes as text lines, and whether they were mostly unreadable (a baud or crystal mismatch)."""
     if not data:
         return [], False
@@ -96,7 +98,7 @@ def printable(data: bytes) -> tuple[list[str], bool]:
         clean = "".join(ch for ch in raw if " " <= ch <= "~" or ch == "\t").strip()
         if clean:
             lines.append(clean[:MAX_LINE])
-    return lines[:MAX_BOARD_LINES], False
+    return lines[:max_lines], False
 
 
 def _hex(data: bytes, n: int = 12) -> str:
@@ -198,7 +200,7 @@ class Probe:
         data = link.read_for(seconds)
         if data:
             self.any_bytes = True
-        lines, garbage = printable(data)
+        lines, garbage = printable(data, MAX_BOARD_LINES.get(self.t.phases[-1].name, 8))
         if garbage:
             self.unreadable.add(baud)
             self.rec.note(f"{len(data)} unreadable bytes at {baud} baud: {_hex(data)}")
