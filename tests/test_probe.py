@@ -355,3 +355,9 @@ def test_a_port_that_takes_no_writes_is_a_write_failure(monkeypatch: pytest.Monk
     with pty_board(tmp_path) as board:
         report = diagnose_transcript(Probe(board.url, "auto", FAST).run())
     assert report.causes[0].id == "port-write-failure", report.transcript
+
+
+def test_a_readable_banner_followed_by_a_sketch_at_another_baud_is_kept() -> None:
+    noise = bytes([0x00, 0x80, 0xF0, 0xF8, 0xFE, 0x8C, 0x70, 0x60] * 40)
+    lines, garbage = steps.printable(b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(7,6)\r\n\r\n" + noise)
+    assert lines == ["ets Jan  8 2013,rst cause:2, boot mode:(7,6)"] and not garbage

@@ -86,19 +86,23 @@ class _Recorder:
 
 
 def printable(data: bytes, max_lines: int = 8) -> tuple[list[str], bool]:
-    """Board bytes as text lines, and whether they were mostly unreadable (a baud or crystal mismatch)."""
+    """Board bytes as text lines, and whether nothing at all was readable (a baud or crystal mismatch).
+
+    Judged line by line: an ESP8266 prints its ROM banner at 74880 baud and then a sketch's output at
+    115200, so one listen often holds a readable banner followed by garbage. Non-printable characters
+    are dropped from the kept lines, so no escape sequence from the board reaches a terminal.
+    """
     if not data:
         return [], False
-    text = data.decode("latin-1")
-    good = sum(1 for ch in text if ch in "\r\n\t" or " " <= ch <= "~")
-    if good < 0.8 * len(text):
-        return [], True
     lines = []
-    for raw in re.split(r"\r\n|\r|\n", text):
+    for raw in re.split(r"\r\n|\r|\n", data.decode("latin-1")):
+        good = sum(1 for ch in raw if " " <= ch <= "~" or ch == "\t")
+        if len(raw) < 2 or good < 0.8 * len(raw):
+            continue
         clean = "".join(ch for ch in raw if " " <= ch <= "~" or ch == "\t").strip()
         if clean:
             lines.append(clean[:MAX_LINE])
-    return lines[:max_lines], False
+    return lines[:max_lines], not lines
 
 
 def _hex(data: bytes, n: int = 12) -> str:
