@@ -239,6 +239,7 @@ class Probe:
             return
         for baud in self._bauds_to_try():
             self.rec.note(f"reset into normal boot (EN pulsed low by RTS, GPIO0 high), listening at {baud} baud")
+            link.set_baud(baud)  # before the reset: over RFC 2217 a baud change takes a round trip
             link.drain()
             self._hard_reset(link)
             lines, _garbage = self._listen(link, baud, self.timing.listen)
@@ -325,6 +326,7 @@ class Probe:
                 self.rec.note(f"reset into download mode ({name} DTR/RTS sequence), listening at {listen_baud} baud")
             else:
                 self.rec.note(f"listening at {listen_baud} baud")
+            link.set_baud(listen_baud)
             if link.lines_work:
                 link.drain()  # what the chip printed before this reset belongs to the one before
             sequence()
