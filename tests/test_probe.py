@@ -361,3 +361,12 @@ def test_a_readable_banner_followed_by_a_sketch_at_another_baud_is_kept() -> Non
     noise = bytes([0x00, 0x80, 0xF0, 0xF8, 0xFE, 0x8C, 0x70, 0x60] * 40)
     lines, garbage = steps.printable(b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(7,6)\r\n\r\n" + noise)
     assert lines == ["ets Jan  8 2013,rst cause:2, boot mode:(7,6)"] and not garbage
+
+
+def test_banner_survives_pyserials_slow_rfc2217_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With pyserial's own 50 ms acknowledgement polling a baud change is slow: it must come before the reset."""
+    monkeypatch.setattr(serial.rfc2217, "time", time)
+    with VirtualBoard("esp8266", "none", probe_fault="gpio2-low", model_baud=True) as board:
+        transcript = Probe(board.url, "esp8266", Timing(listen=0.4, sync_tries=1, sync_timeout=0.06)).run()
+    report = diagnose_transcript(transcript)
+    assert report.causes[0].id == "strapping-gpio2", report.transcript
