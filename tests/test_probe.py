@@ -37,7 +37,7 @@ from espdiag.probe.steps import Probe, Timing
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "espdiag" / "schema.json").read_text())
-FAST = Timing(listen=0.25, sync_tries=2, sync_timeout=0.06, command_timeout=0.5)
+FAST = Timing(listen=0.35, sync_tries=2, sync_timeout=0.06, command_timeout=0.5)
 # what a read-only probe may send: SYNC, READ_REG, WRITE_REG (SPI registers), GET_SECURITY_INFO,
 # SPI_ATTACH and the ESP8266's FLASH_BEGIN of size 0
 ALLOWED = {vboard.SYNC, vboard.READ_REG, vboard.WRITE_REG, vboard.GET_SECURITY_INFO, vboard.SPI_ATTACH,
