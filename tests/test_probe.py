@@ -370,3 +370,11 @@ def test_banner_survives_pyserials_slow_rfc2217_round_trips(monkeypatch: pytest.
         transcript = Probe(board.url, "esp8266", Timing(listen=0.4, sync_tries=1, sync_timeout=0.06)).run()
     report = diagnose_transcript(transcript)
     assert report.causes[0].id == "strapping-gpio2", report.transcript
+
+
+def test_probe_help_fits_80_columns() -> None:
+    for columns in ("80", "200"):
+        proc = subprocess.run([sys.executable, "-m", "espdiag", "probe", "--help"], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": columns, "PYTHONPATH": str(ROOT)}, check=False)
+        assert proc.returncode == 0
+        assert not [line for line in proc.stdout.splitlines() if len(line) > 80]

@@ -23,41 +23,51 @@ if TYPE_CHECKING:
 CHIPS = ("auto", "esp8266", "esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2")
 PROBE_FORMATS = tuple(f for f in FORMATS if f not in ("github", "sarif"))
 
-DESCRIPTION = """\
-Ask the board why uploads fail. Opens PORT (a device path, or any pyserial URL such as
-rfc2217://host:port or socket://host:port), checks that it opens and takes writes, resets the
-chip into normal boot and listens to its ROM (74880 baud ESP8266, 115200 ESP32), resets it into
-download mode with esptool's DTR/RTS sequences, sends SYNC at 115200 then 57600 and, if the ROM
-answers, reads the chip and flash id. Everything the board printed is diagnosed like an upload log.
-
-Safe: it never writes or erases flash, never touches eFuses, bounds every step by a timeout and
-puts DTR/RTS back on exit or Ctrl-C. Needs pyserial: pip install 'espdiag[probe]'.
-"""
+DESCRIPTION = (
+    "Ask the board why uploads fail. Opens PORT (a device path, or any pyserial URL such as "
+    "rfc2217://host:port or socket://host:port), checks that it opens and takes writes, resets the chip into "
+    "normal boot and listens to its ROM (74880 baud ESP8266, 115200 ESP32), resets it into download mode with "
+    "esptool's DTR/RTS sequences, sends SYNC at 115200 then 57600 and, if the ROM answers, reads the chip and "
+    "flash id. Everything the board printed is diagnosed like an upload log. Safe: it never writes or erases "
+    "flash, never touches eFuses, bounds every step by a timeout and puts DTR/RTS back on exit or Ctrl-C. "
+    "Needs pyserial: pip install 'espdiag[probe]'."
+)
 EPILOG = """\
 examples:
   espdiag probe --port /dev/ttyUSB0
   espdiag probe --port COM5 --chip esp32 --format markdown
   espdiag probe --port rfc2217://testfarm:4000 --format json
 
-exit codes: 0 the board answered and nothing is wrong, 1 a problem was found (a missing, busy or
-            forbidden port too), 2 usage error or the probe cannot run, 130 interrupted
+exit codes: 0 the board answered and nothing is wrong
+            1 a problem was found (a missing, busy or forbidden port too)
+            2 usage error, or the probe cannot run (no pyserial)
+            130 interrupted
 """
 
 
-def parser(prog: str = "espdiag probe") -> argparse.ArgumentParser:
-    from espdiag.main import _Parser
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.05 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0.05 and 10 seconds")
+    return value
 
-    p = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The probe's options (main.py builds the parser, as for every command, and adds --rules)."""
     p.add_argument("--port", "-p", help="serial port or pyserial URL (default: the only USB serial port present)")
-    p.add_argument("--chip", "-c", default="auto", choices=CHIPS, help="chip family (default: auto)")
-    p.add_argument("--format", "-f", default="auto", choices=PROBE_FORMATS, help="report format (as for diagnose)")
-    p.add_argument("--color", "--colour", dest="colour", default="auto", choices=("auto", "always", "never"))
+    p.add_argument("--chip", "-c", default="auto", choices=CHIPS, metavar="CHIP",
+                   help=f"{', '.join(CHIPS)} (default: auto)")
+    p.add_argument("--format", "-f", default="auto", choices=PROBE_FORMATS, metavar="FORMAT",
+                   help=f"{', '.join(PROBE_FORMATS)} (default: rich on a terminal, text otherwise)")
+    p.add_argument("--color", "--colour", dest="colour", default="auto", choices=("auto", "always", "never"),
+                   metavar="WHEN", help="auto, always, never: colour in the terminal report")
     p.add_argument("--verbose", "-v", action="store_true", help="show every cause, not only the top five")
     p.add_argument("--quiet", "-q", action="store_true", help="do not echo the probe's steps to standard error")
-    p.add_argument("--listen", type=float, default=0.8, metavar="SECONDS",
+    p.add_argument("--listen", type=_seconds, default=0.8, metavar="SECONDS",
                    help="how long to listen after each reset (default 0.8)")
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule directory; repeatable")
-    return p
 
 
 def _default_port() -> str:
@@ -73,19 +83,14 @@ def _default_port() -> str:
     raise ProbeUnavailable(f"give the board's port with --port (USB serial ports: {found})")
 
 
-def probe_main(argv: Sequence[str], load_rules: object) -> int:
-    from pathlib import Path
-
+def probe(a: argparse.Namespace, rules: RuleSet) -> int:
+    """Run the probe with the parsed options and print the report; the exit code as documented above."""
     from espdiag.probe.report import diagnose_transcript
     from espdiag.probe.steps import Probe, Timing
 
-    a = parser().parse_args(list(argv))
-    if not 0.05 <= a.listen <= 10:
-        parser().error("--listen must be between 0.05 and 10 seconds")
     port = a.port or _default_port()
     say = None if a.quiet else (lambda line: print(f"  {line}", file=sys.stderr, flush=True))
     transcript = Probe(port, a.chip, Timing(listen=a.listen), say).run()
-    rules: RuleSet = load_rules([Path(d) for d in a.rules])  # type: ignore[operator]
     report = diagnose_transcript(transcript, rules)
     write_probe_report(report, a.format, a.colour, a.verbose, prepare_stdout())
     return ExitCode.FAILURE if report.verdict == "failure" else ExitCode.OK
