@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from espdiag import calibration, context, stages
+from espdiag.context import KEYS as CONTEXT_KEYS
 from espdiag.engine import Match, evaluate
 from espdiag.events import Event, FieldValue
-from espdiag.rules import Fix
+from espdiag.rules import MISSING_FIELD, Fix, fill
 from espdiag.sessions import Session
 
 MAX_EVIDENCE = 8
@@ -33,18 +33,27 @@ class Cause:
     notes: tuple[str, ...]
 
 
-class _Defaults(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return {"port": "the board's port", "baud": "the current speed"}.get(key, f"<{key}>")
+def _values(ctx: Mapping[str, FieldValue], quoted: Iterable[Event]) -> Callable[[str], str]:
+    """What a rule's {name} reads: the context key, else the field of the first quoted event that has it;
+    the chip's own words for {boot_pin}, {strapping_pins} and {docs_chip}.
+
+    The loader allows only these names, so no "{name}" or "<name>" can reach a report.
+    """
+    words = context.chip_words(str(ctx.get("chip", "") or ""))
+
+    def value(name: str) -> str:
+        if name in ctx:
+            return str(ctx[name])
+        if name in words:
+            return words[name]
+        found = next((e.fields[name] for e in quoted if name in e.fields), None)
+        return str(found) if found is not None else CONTEXT_KEYS.get(name, MISSING_FIELD)
+
+    return value
 
 
-def _fill(text: str, ctx: Mapping[str, FieldValue]) -> str:
-    values = _Defaults({k: str(v) for k, v in ctx.items()})
-    values.update(context.chip_words(str(ctx.get("chip", "") or "")))
-    try:
-        return string.Formatter().vformat(text, (), values)
-    except (ValueError, IndexError):
-        return text
+def _fill(text: str, ctx: Mapping[str, FieldValue], quoted: Iterable[Event] = ()) -> str:
+    return fill(text, _values(ctx, tuple(quoted)))
 
 
 def _variant_text(text: str, variants: Mapping[str, str], ctx: Mapping[str, FieldValue]) -> str:
@@ -128,13 +137,13 @@ def rank(
             for fix in m.rule.fixes:
                 if fix.unless is not None and evaluate(fix.unless, session, ctx)[0]:
                     continue
-                text = _fill(_fix_text(fix, ctx), ctx)
+                text = _fill(_fix_text(fix, ctx), ctx, m.evidence)
                 if text not in fixes:
                     fixes.append(text)
         docs = tuple(dict.fromkeys(_doc(d, ctx) for m in group for d in m.rule.docs))
         causes.append(Cause(
-            id=cause_id, confidence=confidence, title=_fill(best.rule.title, ctx),
-            explain=_fill(best.rule.explain, ctx), evidence=tuple(shown), evidence_counts=counts,
+            id=cause_id, confidence=confidence, title=_fill(best.rule.title, ctx, best.evidence),
+            explain=_fill(best.rule.explain, ctx, best.evidence), evidence=tuple(shown), evidence_counts=counts,
             fixes=tuple(fixes), docs=docs, rules=tuple(m.rule.id for m in group),
             notes=tuple(n for m in group for n in m.notes),
         ))
