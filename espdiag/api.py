@@ -85,8 +85,11 @@ def _failed_only_after_upload(session: Session) -> bool:
 
 
 def diagnose_stream(
-    stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None, model: Model | None = None
+    stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None, model: Model | None = None,
+    calibrated: bool = True,
 ) -> Report:
+    """``calibrated=False`` keeps the rules' own scores (for text that is not an upload log, such as the
+    probe's transcript: the confidence model was fitted on upload logs)."""
     ruleset = rules if rules is not None else default_rules()
     tracker, lines = scan(stream, name)
     session, attempts, failed, unfinished = tracker.result()
@@ -124,7 +127,9 @@ def diagnose_stream(
             notes.append("No line of a known flasher says how the upload ended; the tool's own words say it succeeded.")
     matches = engine.run(ruleset, session, ctx, verdict)
     stage = stages.infer(session, verdict)
-    if verdict == "unknown" and (stage := stages.cut_short(session)) is not None:
+    named = any(v >= ranking.MIN_CONFIDENCE for v in ranking.rule_confidences(matches).values())
+    # a log with no result where no rule spoke (rules that read boot output keep their own scores)
+    if verdict == "unknown" and not named and (stage := stages.cut_short(session)) is not None:
         if stage.id == "boot":
             notes.append("The log shows the chip's boot output and no upload result; the causes below are what "
                          "that output points at.")
@@ -134,7 +139,7 @@ def diagnose_stream(
     if verdict == "failure" and stage is not None:
         where = ", ".join(str(e.line) for e in stage.evidence)
         notes.append(f"{stage.sentence[:-1]}" + (f" (line {where})." if where else "."))
-    causes = ranking.rank(matches, session, ctx, stage, model)
+    causes = ranking.rank(matches, session, ctx, stage if calibrated else None, model)
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
         verdict = "failure"
@@ -158,9 +163,11 @@ def diagnose_path(path: str | Path, rules: RuleSet | None = None, model: Model |
         return diagnose_stream(f, str(path), rules, model)
 
 
-def diagnose_bytes(data: bytes, name: str = "<bytes>", rules: RuleSet | None = None) -> Report:
-    return diagnose_stream(io.BytesIO(data), name, rules)
+def diagnose_bytes(
+    data: bytes, name: str = "<bytes>", rules: RuleSet | None = None, calibrated: bool = True
+) -> Report:
+    return diagnose_stream(io.BytesIO(data), name, rules, calibrated=calibrated)
 
 
-def diagnose_text(text: str, name: str = "<text>", rules: RuleSet | None = None) -> Report:
-    return diagnose_bytes(text.encode("utf-8"), name, rules)
+def diagnose_text(text: str, name: str = "<text>", rules: RuleSet | None = None, calibrated: bool = True) -> Report:
+    return diagnose_bytes(text.encode("utf-8"), name, rules, calibrated)

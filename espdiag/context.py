@@ -26,6 +26,7 @@ KEYS: dict[str, str] = {
     "address": "the address", "file": "the image file", "images": "the number of images",
     "flash_mode": "the flash mode", "flash_size": "the flash size", "flash_freq": "the flash frequency",
     "write_percent": "part", "secure_download_mode": "unknown",
+    "ide": "the Arduino IDE",  # arduino-ide-1 or arduino-ide-2, when the log says which (else only env)
     # not context keys but words that follow the detected chip (see chip_words); these read when no chip is known
     "boot_pin": "GPIO0; GPIO9 on ESP32-C3/C6/H2",
     "strapping_pins": "GPIO0, GPIO2 and GPIO15 (ESP8266) or GPIO0, GPIO2 and GPIO12 (ESP32)",

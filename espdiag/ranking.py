@@ -169,7 +169,7 @@ def _from_stage(
     shown = list(stage.evidence)
     return Cause(
         id=cause_id, confidence=confidence, title=_fill(card.title, ctx),
-        explain=f"{_fill(card.explain, ctx)} The upload failed while {stage.name}, and this is a usual cause there.",
+        explain=f"{_fill(card.explain, ctx)} When an upload fails while {stage.name}, this is a usual cause.",
         evidence=tuple(shown), evidence_counts={e.text: session.text_counts.get(e.text, 1) for e in shown},
         fixes=tuple(fixes), docs=docs, rules=(), notes=(f"ranked by the failed stage ({stage.id}): {stage.why}",),
     )

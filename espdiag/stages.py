@@ -22,6 +22,7 @@ from espdiag.sessions import Session
 
 # event kinds whose text may hold a tool's own words (lines the grammar only half understood)
 _WORDY = ("other", "fatal_error", "python_exception", "timeout_error", "upload_error", "connect_failed", "io_error")
+_OPEN = re.compile(r"\bopen\b", re.IGNORECASE)
 _BOOT_OUTPUT = ("rom_banner_8266", "rom_banner_32", "rom_boot_note", "invalid_header", "flash_read_err", "brownout")
 
 
@@ -190,7 +191,8 @@ def infer(session: Session, verdict: str) -> Stage | None:
         info = t.by_id[stage_id]
         # a link failure after the attempt had passed that step (a silent chip after it was identified, a
         # port error after the sync began) belongs to how far it got: the link broke there
-        if info.index >= furthest or stage_id not in ("port", "connect"):
+        # ("could not open the port" stays a port failure wherever it comes: esptool reopens the port on reset)
+        if info.index >= furthest or stage_id not in ("port", "connect") or _OPEN.search(event.text):
             return Stage(info.id, info.name, info.why, (event,), "event")
         info = t.stages[furthest]
         return Stage(info.id, info.name, f"the link failed after this step: {event.text.strip()[:120]}",

@@ -94,7 +94,8 @@ def diagnose_transcript(t: Transcript, rules: RuleSet | None = None) -> ProbeRep
         lines = phase.lines if index == 0 else [*port_lines, *phase.lines]
         if index > 0 and not phase.lines:
             continue
-        r = diagnose_text("\n".join(lines) + "\n", f"probe {phase.name}", rules)
+        # the rules' own scores: the confidence model was fitted on upload logs, not on probe phases
+        r = diagnose_text("\n".join(lines) + "\n", f"probe {phase.name}", rules, calibrated=False)
         context.update(r.context)
         failed = failed or r.verdict == "failure" or any(c.confidence >= 0.5 for c in r.causes)
         for cause in r.causes:
