@@ -174,7 +174,7 @@ def fit(scored: Sequence[Scored]) -> Model:
         probs = _loo_probs(model, s)
         top, p = max(probs.items(), key=lambda item: (item[1], item[0]), default=("", 0.0))
         points.append((p, top == s.case.cause))
-    curve = calibration.isotonic(points) if len(points) >= 10 else ()
+    curve = calibration.isotonic(points, min_bin=10) if len(points) >= 10 else ()
     return Model(model.w_rule, model.w_match, model.w_prior, model.hand_weight, counts, curve)
 
 
