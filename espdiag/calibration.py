@@ -34,7 +34,7 @@ class Model:
     # which order the causes no rule names
     w_rule: float = 2.0
     w_match: float = 3.0
-    w_prior: float = 0.35
+    w_prior: float = 0.5
     hand_weight: float = 4.0  # how many corpus cases the hand-set prior of a stage is worth
     counts: Counts = field(default_factory=dict)
     curve: tuple[tuple[float, float], ...] = ()  # isotonic map, (softmax probability, confidence), x ascending
