@@ -48,7 +48,9 @@ def test_corpus_stays_above_its_floors(root: Path) -> None:
     if not cases and root == CORPUS and not FLOORS.get("min_cases"):
         pytest.skip("tests/corpus holds no labelled cases on this branch")
     outcomes = [corpus.judge(s) for s in corpus.diagnose(cases)]
-    problems = check(outcomes, FLOORS)
+    # the case count guards the in-repo corpus only (other folders are as big as they are)
+    floors = FLOORS if root == CORPUS else {k: v for k, v in FLOORS.items() if k != "min_cases"}
+    problems = check(outcomes, floors)
     assert not problems, f"{corpus.summary(outcomes)}\n" + "\n".join(problems)
 
 
