@@ -139,7 +139,8 @@ def diagnose_stream(
     if verdict == "failure" and stage is not None:
         where = ", ".join(str(e.line) for e in stage.evidence)
         notes.append(f"{stage.sentence[:-1]}" + (f" (line {where})." if where else "."))
-    causes = ranking.rank(matches, session, ctx, stage if calibrated else None, model)
+    hints = stages.hints(session) if verdict == "failure" and calibrated else {}
+    causes = ranking.rank(matches, session, ctx, stage if calibrated else None, model, hints)
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
         verdict = "failure"
@@ -154,7 +155,7 @@ def diagnose_stream(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
         attempts=attempts, failed_attempts=failed, first_line=session.first_line,
         last_line=session.last_line, lines=lines, notes=notes, stage=stage,
-        rule_scores=ranking.rule_confidences(matches),
+        rule_scores=ranking.rule_confidences(matches, hints),
     )
 
 

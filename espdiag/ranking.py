@@ -81,11 +81,16 @@ def _doc(url: str, ctx: Mapping[str, FieldValue]) -> str:
 _ESPTOOL_DOCS = re.compile(r"^(https://docs\.espressif\.com/projects/esptool/en/(?:latest|stable|v[\w.]+)/)esp\w+/")
 
 
-def rule_confidences(matches: list[Match]) -> dict[str, float]:
-    """Rules of one cause combine as independent evidence: 1 - (1 - s1)(1 - s2)..., capped at 0.99."""
+Hints = Mapping[str, tuple[float, tuple[Event, ...]]]  # cause -> (score, lines): a tool's own words (stages.hints)
+
+
+def rule_confidences(matches: list[Match], hints: Hints | None = None) -> dict[str, float]:
+    """Rules of one cause (and the words that name it) combine as independent evidence:
+    1 - (1 - s1)(1 - s2)..., capped at 0.99."""
     out: dict[str, float] = {}
-    for m in matches:
-        out[m.rule.cause] = 1.0 - (1.0 - out.get(m.rule.cause, 0.0)) * (1.0 - m.score)
+    scores = [(m.rule.cause, m.score) for m in matches] + [(c, v[0]) for c, v in (hints or {}).items()]
+    for cause, score in scores:
+        out[cause] = 1.0 - (1.0 - out.get(cause, 0.0)) * (1.0 - score)
     return {c: round(min(0.99, v), 3) for c, v in out.items()}
 
 
@@ -104,14 +109,15 @@ def shown_causes(confidences: Mapping[str, float], matched: Iterable[str] = ()) 
 
 def rank(
     matches: list[Match], session: Session, ctx: Mapping[str, FieldValue],
-    stage: stages.Stage | None = None, model: calibration.Model | None = None,
+    stage: stages.Stage | None = None, model: calibration.Model | None = None, hints: Hints | None = None,
 ) -> list[Cause]:
     """Ranked causes. For a failed attempt (``stage`` given) every cause of the stage is a candidate and
     the confidences come from the fitted model; otherwise only the rules' own scores count."""
     by_cause: dict[str, list[Match]] = {}
     for m in matches:
         by_cause.setdefault(m.rule.cause, []).append(m)
-    raw = rule_confidences(matches)
+    hints = hints or {}
+    raw = rule_confidences(matches, hints)
     if stage is None:
         scores = {c: v for c, v in raw.items() if v >= MIN_CONFIDENCE}
     else:
@@ -122,7 +128,7 @@ def rank(
         group = by_cause.get(cause_id)
         if group is None:
             if stage is not None:
-                causes.append(_from_stage(cause_id, confidence, stage, session, ctx))
+                causes.append(_from_stage(cause_id, confidence, stage, session, ctx, hints.get(cause_id)))
             continue
         group.sort(key=lambda m: -m.score)
         best = group[0]
@@ -152,9 +158,11 @@ def rank(
 
 
 def _from_stage(
-    cause_id: str, confidence: float, stage: stages.Stage, session: Session, ctx: Mapping[str, FieldValue]
+    cause_id: str, confidence: float, stage: stages.Stage, session: Session, ctx: Mapping[str, FieldValue],
+    hint: tuple[float, tuple[Event, ...]] | None = None,
 ) -> Cause:
-    """A cause that only the failed stage points at: the cause's generic card, and the stage as the reason."""
+    """A cause that no rule names: the cause's generic card, with the stage (and the tool's own words that
+    name the cause, if any) as the reason."""
     t = stages.tables()
     card = t.cards[cause_id]
     fixes: list[str] = []
@@ -166,12 +174,15 @@ def _from_stage(
         fixes.append(_fill(text, ctx))
     chip_words = context.chip_words(str(ctx.get("chip", "") or ""))
     docs = tuple(t.docs[d].replace("{docs_chip}", chip_words["docs_chip"]) for d in card.docs if d in t.docs)
-    shown = list(stage.evidence)
+    shown = sorted({e.line: e for e in (*stage.evidence, *(hint[1] if hint else ()))}.values(), key=lambda e: e.line)
+    notes = [f"ranked by the failed stage ({stage.id}): {stage.why}"]
+    if hint:
+        notes.append("the tool's own words name this cause: " + "; ".join(e.text.strip()[:120] for e in hint[1]))
     return Cause(
         id=cause_id, confidence=confidence, title=_fill(card.title, ctx),
         explain=f"{_fill(card.explain, ctx)} When an upload fails while {stage.name}, this is a usual cause.",
         evidence=tuple(shown), evidence_counts={e.text: session.text_counts.get(e.text, 1) for e in shown},
-        fixes=tuple(fixes), docs=docs, rules=(), notes=(f"ranked by the failed stage ({stage.id}): {stage.why}",),
+        fixes=tuple(fixes), docs=docs, rules=(), notes=tuple(notes),
     )
 
 

@@ -56,6 +56,7 @@ class Tables:
     cards: Mapping[str, Card]
     docs: Mapping[str, str]
     floor: float
+    hints: tuple[tuple[str, float, re.Pattern[str]], ...]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def tables() -> Tables:
         cards=cards,
         docs=dict(data["docs"]),
         floor=float(data["floor"]),
+        hints=tuple((h["cause"], float(h["score"]), re.compile(h["regex"], re.IGNORECASE)) for h in data["hints"]),
     )
 
 
@@ -114,6 +116,19 @@ def failing_lines(session: Session) -> list[Event]:
     """Lines the grammar did not understand that still say something failed (any tool's words)."""
     t = tables()
     return [e for e in session.events() if e.kind in _WORDY and t.failure_words.search(e.text[:1024])]
+
+
+def hints(session: Session) -> dict[str, tuple[float, tuple[Event, ...]]]:
+    """Causes that a tool's own words name on failing lines no rule understood: cause -> (score, lines)."""
+    found: dict[str, tuple[float, tuple[Event, ...]]] = {}
+    for e in failing_lines(session):
+        if e.kind not in ("other", "upload_error", "connect_failed"):
+            continue
+        for cause, score, pattern in tables().hints:
+            if pattern.search(e.text[:1024]):
+                old_score, lines = found.get(cause, (0.0, ()))
+                found[cause] = (max(old_score, score), (*lines, e)[:3])
+    return found
 
 
 def boot_failing_lines(session: Session) -> list[Event]:

@@ -115,3 +115,18 @@ def test_a_log_cut_inside_an_attempt_names_where_it_ends() -> None:
     assert report.verdict == "unknown"
     assert report.stage is not None and report.stage.id == "write"
     assert report.causes and any("ends while writing" in n for n in report.notes)
+
+
+@pytest.mark.parametrize(
+    ("log", "cause"),
+    [
+        ("Flashing failed: could not open the serial port, it is already open.\n", "port-busy"),
+        ("[flasher] Error: cannot open /dev/ttyUSB0: permission denied\n", "port-permission"),
+        ("Upload error: the image (1500000 bytes) does not fit the app partition\n", "image-too-large"),
+    ],
+)
+def test_a_tools_own_words_name_the_cause(log: str, cause: str) -> None:
+    report = diagnose_text(log)
+    top = report.causes[0]
+    assert top.id == cause and not top.rules
+    assert any("own words" in n for n in top.notes) and [e.line for e in top.evidence] == [1]
