@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from espdiag.render.safe import json_text
 from espdiag.report import SCHEMA, Report
 
 
@@ -43,5 +44,5 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 def render(reports: list[Report]) -> str:
     if len(reports) == 1:
-        return json.dumps(to_dict(reports[0]), indent=2, ensure_ascii=False) + "\n"
-    return json.dumps([to_dict(r) for r in reports], indent=2, ensure_ascii=False) + "\n"
+        return json_text(json.dumps(to_dict(reports[0]), indent=2, ensure_ascii=False)) + "\n"
+    return json_text(json.dumps([to_dict(r) for r in reports], indent=2, ensure_ascii=False)) + "\n"
