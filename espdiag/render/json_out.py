@@ -17,6 +17,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "tool": report.tool,
         "summary": report.summary,
         "context": report.context,
+        "upload": report.upload,
         "attempts": report.attempts,
         "failed_attempts": report.failed_attempts,
         "diagnosed_lines": [report.first_line, report.last_line],

@@ -60,7 +60,7 @@ def plural(n: int, word: str) -> str:
 
 def report_lines(report: Report, verbose: bool = False) -> Iterator[Line]:
     verdict_style = {"failure": "danger", "success": "success"}.get(report.verdict, "warning")
-    head = Line([("heading", f"{one_line(report.source)}: "), (verdict_style, report.verdict.upper())], hang=2)
+    head = Line([("heading", f"{one_line(report.source)}: "), (verdict_style, report.headline)], hang=2)
     setup = _setup(report)
     if setup:
         head.segments.append(("dim", f"  ({setup})"))

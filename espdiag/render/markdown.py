@@ -144,7 +144,7 @@ def _report(report: Report) -> Iterator[str]:
     setup = setup_line(report)
     name = source_name(report.source)
     shown_name = f"{code(name)}: " if name else ""
-    yield f"**espdiag:** {shown_name}**{report.verdict.upper()}**" + (f" ({prose(setup, values)})" if setup else "")
+    yield f"**espdiag:** {shown_name}**{report.headline}**" + (f" ({prose(setup, values)})" if setup else "")
     yield ""
     yield f"**{prose(report.summary, values)}**"
     yield ""
