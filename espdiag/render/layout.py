@@ -112,8 +112,21 @@ def layout(report: Report, verbose: bool = False, width: int | None = None) -> I
         elif line.cut:
             yield from _cut(segments, max(width, MIN_WIDTH))
         else:
-            yield from _wrap(segments, max(width, MIN_WIDTH), line.hang)
+            yield from _merged(_wrap(segments, max(width, MIN_WIDTH), line.hang))
         yield "", "\n"
+
+
+def _merged(segments: Iterator[Segment]) -> Iterator[Segment]:
+    """Neighbours of one style joined: wrapping cuts text into words, a terminal needs no code per word."""
+    style, text = "", ""
+    for s, t in segments:
+        if s == style or not text:
+            style, text = (s, text + t) if text else (s, t)
+        else:
+            yield style, text
+            style, text = s, t
+    if text:
+        yield style, text
 
 
 def _is_url(token: str) -> bool:
