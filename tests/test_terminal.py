@@ -153,6 +153,12 @@ def test_no_colour_on_a_terminal_with_no_color() -> None:
     assert "\x1b[" not in out and "port-write-failure" in out
 
 
+def test_a_wrapped_sentence_is_one_coloured_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = _rich("always", False)
+    assert "\x1b[1mThe upload failed: The computer cannot send anything to the serial port.\x1b[0m" in out
+
+
 if __name__ == "__main__":  # rewrite the README's sample output with what the tool prints at 80 columns
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()
