@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from espdiag.errors import InputError
+from espdiag.render.safe import one_line
 
 CHUNK = 1 << 16  # what is sniffed for the encoding
 BLOCK = 1 << 20  # what is read and split at a time
@@ -110,7 +111,8 @@ class _JunkCounter:
 
     def check(self) -> None:
         if self.binary():
-            raise InputError(f"{self.name}: this looks like binary data, not an upload log")
+            # the name goes to a terminal: a control character in it must not act there
+            raise InputError(f"{one_line(self.name)}: this looks like binary data, not an upload log")
 
 
 def looks_binary(data: bytes, encoding: str = "utf-8") -> bool:

@@ -152,3 +152,9 @@ def test_a_large_binary_input_is_refused_early(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(InputError, match="binary"):
         list(iter_lines(Endless(), "zero.bin"))  # type: ignore[arg-type]
     assert sum(read) < 1 << 20
+
+
+def test_the_binary_error_shows_control_characters_in_the_name() -> None:
+    with pytest.raises(InputError) as info:
+        list(iter_lines(io.BytesIO(bytes(range(32)) * 100), "x\x1b]0;owned\x07\n.bin"))
+    assert str(info.value).startswith("x\\x1b]0;owned\\x07\\n.bin: ")
