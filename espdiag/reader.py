@@ -9,7 +9,6 @@ memory does not grow with the size of the log.
 from __future__ import annotations
 
 import codecs
-import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -113,15 +112,6 @@ class _JunkCounter:
         if self.binary():
             # the name goes to a terminal: a control character in it must not act there
             raise InputError(f"{one_line(self.name)}: this looks like binary data, not an upload log")
-
-
-def looks_binary(data: bytes, encoding: str = "utf-8") -> bool:
-    """Whether ``data``, a whole input, is binary rather than a log."""
-    if encoding.startswith("utf-16") or not data:
-        return False
-    counter = _JunkCounter(io.BytesIO(), "")
-    counter.count(data)
-    return counter.binary()
 
 
 def iter_lines(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, bytes]]:
