@@ -159,6 +159,15 @@ def test_a_wrapped_sentence_is_one_coloured_run(monkeypatch: pytest.MonkeyPatch)
     assert "\x1b[1mThe upload failed: The computer cannot send anything to the serial port.\x1b[0m" in out
 
 
+def test_colour_into_a_pipe_is_not_wrapped_unless_columns_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    widths = [len(line) for line in ANSI.sub("", _rich("always", False)).splitlines()]
+    assert max(widths) > 100
+    monkeypatch.setenv("COLUMNS", "60")
+    lines = ANSI.sub("", _rich("always", False)).splitlines()
+    assert all(len(line) <= 60 or URL_LINE.match(line) for line in lines)
+
+
 if __name__ == "__main__":  # rewrite the README's sample output with what the tool prints at 80 columns
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()

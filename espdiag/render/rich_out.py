@@ -13,11 +13,11 @@ THEME = {
     "summary": "bold", "dim": "dim", "rank": "bold", "cause": "bold cyan", "confidence": "magenta",
     "title": "", "text": "", "label": "underline", "lineno": "dim", "log": "yellow", "fix": "",
 }
-DEFAULT_WIDTH = 80  # off a terminal, without COLUMNS (as rich does)
+DEFAULT_WIDTH = 80  # what rich is told off a terminal; with soft_wrap it wraps nothing itself
 
 
 def write(reports: list[Report], stream: TextIO, verbose: bool = False, colour: str = "auto") -> None:
-    """Write the report in colour, wrapped to the terminal's width.
+    """Write the report in colour, wrapped to the terminal's width (``COLUMNS`` if set).
 
     ``colour`` is the ``--color`` choice: ``always`` colours even into a pipe (``| less -R``),
     ``never`` gives the same layout with no escape codes at all, ``auto`` asks the stream (and
@@ -29,10 +29,10 @@ def write(reports: list[Report], stream: TextIO, verbose: bool = False, colour: 
     from rich.theme import Theme
 
     coloured = use_colour(stream, colour)
-    width = terminal_width(stream) or DEFAULT_WIDTH
+    width = terminal_width(stream)  # None into a file or a pipe (even in colour): lines are not wrapped
     # soft_wrap: the layout wrapped the lines already; rich must not break them again (or a URL)
     console = Console(file=stream, theme=Theme({k: v or "none" for k, v in THEME.items()}),
-                      soft_wrap=True, emoji=False, highlight=False, width=width,
+                      soft_wrap=True, emoji=False, highlight=False, width=width or DEFAULT_WIDTH,
                       force_terminal=coloured, no_color=not coloured,
                       color_system="auto" if coloured else None)
     for i, report in enumerate(reports):
