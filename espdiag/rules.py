@@ -10,7 +10,7 @@ import functools
 import importlib
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -489,8 +489,7 @@ class _Compiler:
         )
 
 
-def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list[RuleError]]:
-    name = display or str(path)
+def read_rule_text(path: Path, name: str) -> tuple[str | None, list[RuleError]]:
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -502,10 +501,15 @@ def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list
         return None, [RuleError(name, line, "rule file is not valid UTF-8")]
     if not text.strip():
         return None, [RuleError(name, 1, "rule file is empty")]
+    return text, []
+
+
+def parse_rule_text(text: str, name: str) -> tuple[Any, list[RuleError]]:
+    """The YAML of one rule file as plain data whose mappings are ``LineDict``s (they remember lines)."""
     import yaml
 
     try:
-        data = yaml.load(text, Loader=_loader())  # a SafeLoader subclass: no object construction
+        return yaml.load(text, Loader=_loader()), []  # a SafeLoader subclass: no object construction
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -513,6 +517,20 @@ def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list
         return None, [RuleError(name, line, f"invalid YAML: {e.problem or e.context}", col)]
     except yaml.YAMLError as e:
         return None, [RuleError(name, 1, f"invalid YAML: {e}")]
+
+
+ParseText = Callable[[str, str], tuple[Any, list[RuleError]]]
+
+
+def load_file(path: Path, display: str | None = None, parse: ParseText = parse_rule_text) -> tuple[Rule | None, list[RuleError]]:
+    """One rule file; ``parse`` turns its text into data (the rule cache passes a memoised one)."""
+    name = display or str(path)
+    text, errors = read_rule_text(path, name)
+    if text is None:
+        return None, errors
+    data, errors = parse(text, name)
+    if errors:
+        return None, errors
     compiler = _Compiler(name)
     rule = compiler.rule(data)
     if rule is not None and path.stem != rule.id:
@@ -527,7 +545,7 @@ def builtin_rules_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "rules"
 
 
-def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True) -> RuleSet:
+def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True, parse: ParseText = parse_rule_text) -> RuleSet:
     """Load the built-in rules and any user rule directories; raise RuleErrors listing every problem."""
     dirs = ([builtin_rules_dir()] if builtin else []) + list(extra_dirs)
     rules: list[Rule] = []
@@ -538,7 +556,7 @@ def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True) -> RuleSet
             errors.append(RuleError(str(d), 0, "rule directory does not exist"))
             continue
         for path in sorted(d.rglob("*.yaml")) + sorted(d.rglob("*.yml")):
-            rule, errs = load_file(path)
+            rule, errs = load_file(path, parse=parse)
             errors.extend(errs)
             if rule is None:
                 continue
