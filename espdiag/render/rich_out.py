@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from espdiag.output import use_colour
+from espdiag.render.colour import use_colour
 from espdiag.render.layout import layout, terminal_width
 from espdiag.report import Report
 
