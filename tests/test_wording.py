@@ -74,6 +74,12 @@ def test_a_missing_port_on_linux_gets_linux_fixes(case: str) -> None:
     assert "brltty" in fixes  # what takes CH340 ports away on Linux
 
 
+def test_no_brltty_for_the_chips_own_usb_port() -> None:
+    report = diagnose_path(SAMPLES / "idf-flash-no-data.log")  # an ESP32-S3 on /dev/ttyACM0
+    fixes = " ".join(f for c in report.causes for f in c.fixes)
+    assert "brltty" not in fixes and "serial monitor" not in fixes.lower()
+
+
 def test_a_missing_port_on_windows_still_suggests_the_driver() -> None:
     report = diagnose_text("esptool.py v4.7.0\n" + MISSING["windows"])
     fixes = " ".join(report.causes[0].fixes)
