@@ -93,8 +93,8 @@ def _check_format(p: argparse.ArgumentParser, fmt: str) -> None:
 
 
 def _add_rules_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", type=Path,
-                   help="load extra rule files (*.yaml) from DIR; repeatable")
+    p.add_argument("--rules", action="append", default=[], metavar="PATH", type=Path,
+                   help="load extra rules: a folder of *.yaml files or one rule file; repeatable")
 
 
 def _fraction(text: str) -> float:

@@ -18,10 +18,11 @@ from typing import Any
 
 from espdiag import __version__, cache
 from espdiag.errors import RuleError
-from espdiag.rules import LineDict, RuleSet, parse_rule_text
+from espdiag.rules import RuleSet, parse_rule_text
 from espdiag.rules import load_rules as _load_yaml
+from espdiag.ruleyaml import LineDict, LineList
 
-_FORMAT = 2
+_FORMAT = 3
 _NAME = "rule-data.json"
 MAX_ENTRIES = 400  # the built-in rules are ~100 files: room for several users' rule folders
 
@@ -31,26 +32,33 @@ class _NotCacheable(Exception):
 
 
 def _encode(obj: Any) -> Any:
-    """Tagged JSON: every object is a mapping ({"l": line, "m": [[key, key line, value]...]}) or a list ({"a": [...]})."""
+    """Tagged JSON: a mapping is {"l": line, "m": [[key, key line, key column, value]...]}, a list
+    {"l": line, "a": [[item line, value]...]}; scalars stay themselves."""
     if isinstance(obj, LineDict):
-        return {"l": obj.line, "m": [[k, obj.key_lines.get(k, obj.line), _encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, list):
-        return {"a": [_encode(v) for v in obj]}
+        cols = getattr(obj, "key_cols", {})
+        return {"l": obj.line, "m": [[k, obj.key_lines.get(k, obj.line), cols.get(k, 0), _encode(v)] for k, v in obj.items()]}
+    if isinstance(obj, LineList):
+        lines = getattr(obj, "item_lines", [obj.line] * len(obj))
+        return {"l": obj.line, "a": [[line, _encode(v)] for line, v in zip(lines, obj, strict=True)]}
     if obj is None or isinstance(obj, (str, bool, int, float)):
         return obj
-    raise _NotCacheable  # a YAML date, set or binary: parse such a file every time
+    raise _NotCacheable  # anything else (a plain list, a YAML date): parse such a file every time
 
 
 def _decode(obj: Any) -> Any:
     if isinstance(obj, dict):
         if "a" in obj:
-            return [_decode(v) for v in obj["a"]]
+            items = LineList(_decode(v) for _line, v in obj["a"])
+            items.line = int(obj["l"])
+            items.item_lines = [int(line) for line, _v in obj["a"]]
+            return items
         out = LineDict()
         out.line = int(obj["l"])
-        out.key_lines = {}
-        for key, line, value in obj["m"]:
+        out.key_lines, out.key_cols = {}, {}
+        for key, line, col, value in obj["m"]:
             out[str(key)] = _decode(value)
             out.key_lines[str(key)] = int(line)
+            out.key_cols[str(key)] = int(col)
         return out
     if isinstance(obj, list):
         raise ValueError("untagged list")
@@ -58,9 +66,9 @@ def _decode(obj: Any) -> Any:
 
 
 def _fingerprint() -> str:
-    # the YAML-to-data step lives in rules.py: a changed loader must not be served old data
+    # the YAML-to-data step lives in ruleyaml.py: a changed loader must not be served old data
     try:
-        st = (Path(__file__).resolve().parent / "rules.py").stat()
+        st = (Path(__file__).resolve().parent / "ruleyaml.py").stat()
     except OSError:
         return ""
     return f"{_FORMAT} {__version__} {st.st_size} {st.st_mtime_ns}"

@@ -127,7 +127,7 @@ def _tamper(cdir: Path) -> None:
     for entry in data["entries"].values():
         for item in entry["m"]:
             if item[0] == "title":
-                item[2] = "TAMPERED"
+                item[-1] = "TAMPERED"
     path.write_text(json.dumps(data))
 
 

@@ -196,6 +196,7 @@ def _browser() -> Any:
 def test_a_real_browser_pastes_sees_the_cause_and_copies_the_reply(server: str, tmp_path: Path,
                                                                    capsys, monkeypatch) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait as Wait
 
     browser = _browser()
     try:
@@ -204,6 +205,7 @@ def test_a_real_browser_pastes_sees_the_cause_and_copies_the_reply(server: str, 
         # a paste lands in the box as one input event: the same as setting its value
         browser.execute_script("arguments[0].value = arguments[1];", box, FAIL_LOG.decode())
         browser.find_element(By.ID, "diagnose").click()
+        Wait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#cause-1 .cause-title"))
         title = browser.find_element(By.CSS_SELECTOR, "#cause-1 .cause-title").text
         assert title == "The selected serial port does not exist"
         assert "failed" in browser.find_element(By.ID, "verdict").text
@@ -213,6 +215,7 @@ def test_a_real_browser_pastes_sees_the_cause_and_copies_the_reply(server: str, 
         assert copy.is_displayed()  # the script un-hides it
         copy.click()
         status = browser.find_element(By.ID, "copy-status")
+        Wait(browser, 20).until(lambda _b: status.text)  # the clipboard answers asynchronously
         assert status.text.startswith("Copied")
         copied = browser.execute_async_script(
             "const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, e => done('ERR ' + e));")
