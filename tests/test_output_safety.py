@@ -20,7 +20,8 @@ PERMISSION = (SAMPLES / "esptool5-linux-permission.log").read_text()
 
 
 def _html(md: str) -> str:
-    return MarkdownIt("commonmark").render(md)
+    # Discourse renders with markdown-it and linkify; GitHub's autolinks are a subset of linkify's
+    return MarkdownIt("commonmark", {"linkify": True}).enable(["linkify", "table", "strikethrough"]).render(md)
 
 
 def _outside_code(html: str) -> str:
@@ -45,6 +46,26 @@ def test_code_spans_hold_any_value(value: str) -> None:
     inner = re.search(r"<code>(.*?)</code>", html, re.S)
     assert inner is not None
     assert inner.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == value
+
+
+@pytest.mark.parametrize("text", ["https://evil.com/x", "www.evil.com", "evil.com/t.png", "me@evil.com",
+                                  "ftp://evil.com", "see HTTPS://EVIL.COM."])
+def test_bare_urls_in_prose_are_not_linkified(text: str) -> None:
+    assert "<a" not in _html(markdown.prose(text))
+    assert _html(markdown.prose(text)).startswith("<p>" + text.replace("&", "&amp;"))  # shown as written
+
+
+def test_values_from_evidence_fields_are_code_spans() -> None:
+    import dataclasses
+
+    from espdiag.events import Event
+
+    report = diagnose_text(PERMISSION, name="up.log")
+    cause = report.causes[0]
+    event = Event("port_error", 5, "x", {"reason": "[a](https://evil.com)"})
+    report.causes[0] = dataclasses.replace(cause, evidence=(event,), explain="The OS said [a](https://evil.com).")
+    html = _html(markdown.render([report]))
+    assert "<code>[a](https://evil.com)</code>" in html and "<a href=\"https://evil" not in html
 
 
 def test_rule_text_with_markdown_is_escaped_not_rendered() -> None:

@@ -28,11 +28,16 @@ _SPECIAL = re.compile(r"[\\`*_\[\]|~]")  # backslash-escaped: links, images, emp
 _LINE_START = re.compile(r"^(\s*)([#>+=-])")  # a heading, quote or list marker where a line starts
 # a log value like these (COM3, 115200, 5.1.0) cannot start anything; "esptool.py" could be autolinked
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9 -]*(?:\.[0-9][A-Za-z0-9 -]*)*")
+# what linkify (GitHub, Discourse) turns into a link: "https:" before "//", and with fuzzy links
+# every "name.tld" dot and an e-mail's "@"; their last character gets a backslash
+_LINKISH = re.compile(r"(?i)[a-z][a-z0-9+.-]*:(?=//)|(?<=[a-z0-9])[.@](?=[a-z])")
 Values = tuple[str, ...]
 
 
 def _escape(text: str, line_start: bool = True) -> str:
     text = _SPECIAL.sub(r"\\\g<0>", text.replace("&", "&amp;").replace("<", "&lt;"))
+    # an escaped ":", "." or "@" reads the same but is no part of a link any more
+    text = _LINKISH.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], text)
     return _LINE_START.sub(r"\1\\\2", text) if line_start else text
 
 
@@ -46,9 +51,10 @@ def code(text: str) -> str:
 
 
 def log_values(report: Report) -> Values:
-    """The values taken from the log (port, chip, tool, ...) that rule texts quote: their placeholders
-    are filled with them, so they may appear in any sentence of the reply."""
-    values = {str(v) for v in report.context.values() if not isinstance(v, bool)}
+    """The values taken from the log that rule texts may quote: the context (port, chip, tool, ...)
+    and the fields of the evidence lines, whose {placeholders} are filled with them."""
+    fields = (v for c in report.causes for e in c.evidence for v in e.fields.values())
+    values = {str(v) for v in (*report.context.values(), *fields) if not isinstance(v, bool)}
     return tuple(sorted((v for v in values if len(v) > 1 and not _PLAIN_VALUE.fullmatch(v)), key=len, reverse=True))
 
 
