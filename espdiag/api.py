@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from espdiag import engine, ranking, scanner
-from espdiag.events import Event, FieldValue
+from espdiag.events import KINDS, Event, FieldValue
 from espdiag.reader import iter_lines
 from espdiag.report import Report
 from espdiag.rules import RuleSet, load_rules
@@ -60,6 +60,16 @@ def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
     return scanner.scan(stream, name)
 
 
+_BOOT_KINDS = frozenset({"rom_banner_8266", "rom_banner_32", "rom_boot_note", "brownout", "flash_read_err",
+                         "invalid_header"})
+
+
+def _boot_output_only(session: Session) -> bool:
+    """The log holds the chip's boot output and nothing of an upload (no flasher, no wrapper)."""
+    kinds = session.kinds
+    return any(k in _BOOT_KINDS for k in kinds) and all(KINDS[k].role in ("info", "other") for k in kinds)
+
+
 def _boot_only_success(session: Session) -> bool:
     """A log with no upload at all but a ROM banner that booted from flash: the upload went through."""
     for e in session.events():
@@ -90,11 +100,9 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     ctx = session.context
     verdict = session.verdict
     notes = []
-    boot_only = verdict == "unknown" and _boot_only_success(session)
-    if boot_only:
+    boot_only = verdict == "unknown" and _boot_output_only(session)  # no upload: its own wording (report.py)
+    if boot_only and _boot_only_success(session):
         verdict = "success"
-        notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
-                     "so the firmware was written.")
     if verdict == "failure" and _failed_only_after_upload(session):
         verdict = "success"
         notes.append("The data was written and verified; the error came from a step after the upload "
@@ -111,15 +119,16 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
         verdict = "failure"
+        failed = max(failed, 1)  # this attempt counts as failed: the verdict and the count agree
         notes.append("Nothing in the log verifies the written data, and the log shows a problem.")
     if boot_only and any(c.confidence >= 0.5 for c in causes):
         # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
         verdict = "failure"
-        notes[0] = "This log holds no upload, only the chip's boot output, and that output shows a problem."
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
-        attempts=attempts, failed_attempts=failed, first_line=session.first_line,
-        last_line=session.last_line, lines=lines, notes=notes,
+        attempts=0 if boot_only else attempts, failed_attempts=0 if boot_only else failed,
+        first_line=session.first_line, last_line=session.last_line, lines=lines, notes=notes,
+        upload=not boot_only,
     )
 
 
