@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from espdiag import engine, ranking, scanner, stages
 from espdiag.calibration import Model
-from espdiag.events import Event, FieldValue
+from espdiag.events import KINDS, Event, FieldValue
 from espdiag.reader import iter_lines
 from espdiag.report import Report
 from espdiag.rules import RuleSet, load_rules
@@ -61,6 +61,16 @@ def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
     return scanner.scan(stream, name)
 
 
+_BOOT_KINDS = frozenset({"rom_banner_8266", "rom_banner_32", "rom_boot_note", "brownout", "flash_read_err",
+                         "invalid_header"})
+
+
+def _boot_output_only(session: Session) -> bool:
+    """The log holds the chip's boot output and nothing of an upload (no flasher, no wrapper)."""
+    kinds = session.kinds
+    return any(k in _BOOT_KINDS for k in kinds) and all(KINDS[k].role in ("info", "other") for k in kinds)
+
+
 def _boot_only_success(session: Session) -> bool:
     """A log with no upload at all but a ROM banner that booted from flash: the upload went through."""
     for e in session.events():
@@ -96,11 +106,9 @@ def diagnose_stream(
     ctx = session.context
     verdict = session.verdict
     notes = []
-    boot_only = verdict == "unknown" and _boot_only_success(session)
-    if boot_only:
+    boot_only = verdict == "unknown" and _boot_output_only(session)  # no upload: its own wording (report.py)
+    if boot_only and _boot_only_success(session):
         verdict = "success"
-        notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
-                     "so the firmware was written.")
     if verdict == "failure" and _failed_only_after_upload(session):
         verdict = "success"
         notes.append("The data was written and verified; the error came from a step after the upload "
@@ -115,7 +123,6 @@ def diagnose_stream(
     if boot_only and stages.boot_failing_lines(session):
         # the boot output reports errors of its own (ESP-IDF's "E (64) boot: ... error"): not a healthy result
         verdict = "failure"
-        notes[0] = "This log holds no upload, only the chip's boot output, and that output reports errors."
     if verdict == "unknown" and not boot_only:
         # no line the grammar knows decided it: the tool's own words still may (a GUI, an unknown flasher)
         if stages.failing_lines(session):
@@ -144,18 +151,18 @@ def diagnose_stream(
     if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
         # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
         verdict = "failure"
+        failed = max(failed, 1)  # this attempt counts as failed: the verdict and the count agree
         notes.append("Nothing in the log verifies the written data, and the log shows a problem.")
     if boot_only and any(c.confidence >= 0.5 for c in causes):
         # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
         verdict = "failure"
-        notes[0] = "This log holds no upload, only the chip's boot output, and that output shows a problem."
     if verdict == "failure" and stage is None:
         stage = stages.infer(session, verdict)
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
-        attempts=attempts, failed_attempts=failed, first_line=session.first_line,
-        last_line=session.last_line, lines=lines, notes=notes, stage=stage,
-        rule_scores=ranking.rule_confidences(matches, hints),
+        attempts=0 if boot_only else attempts, failed_attempts=0 if boot_only else failed,
+        first_line=session.first_line, last_line=session.last_line, lines=lines, notes=notes,
+        upload=not boot_only, stage=stage, rule_scores=ranking.rule_confidences(matches, hints),
     )
 
 

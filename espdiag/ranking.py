@@ -56,6 +56,19 @@ def _fill(text: str, ctx: Mapping[str, FieldValue], quoted: Iterable[Event] = ()
     return fill(text, _values(ctx, tuple(quoted)))
 
 
+_ASIDE = re.compile(r"\([^()]*\)")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def fix_meaning(text: str) -> str:
+    """A fix reduced to what it asks for: lower case, no asides in parentheses, no punctuation.
+
+    "Lower the upload speed to 115200 baud." and "Lower the upload speed to 115200 baud (460800 if
+    that works, to save time)." are one step, given once (the first, from the best-scoring rule).
+    """
+    return _NON_WORD.sub(" ", _ASIDE.sub(" ", text.lower())).strip()
+
+
 def _variant_text(text: str, variants: Mapping[str, str], ctx: Mapping[str, FieldValue]) -> str:
     """A fix with the words for the user's tool; for an Arduino log that does not say whether the IDE or
     arduino-cli ran, the IDE's menu first and the CLI's spelling second."""
@@ -139,13 +152,16 @@ def rank(
         shown = _pick_evidence(sorted(evidence.values(), key=lambda e: e.line))
         counts = {e.text: session.text_counts.get(e.text, 1) for e in shown}
         fixes: list[str] = []
+        said: set[str] = set()  # the meaning of each fix given (two rules often share one)
         for m in group:
             for fix in m.rule.fixes:
                 if fix.unless is not None and evaluate(fix.unless, session, ctx)[0]:
                     continue
-                text = _fill(_fix_text(fix, ctx), ctx, m.evidence)
-                if text not in fixes:
-                    fixes.append(text)
+                values = _values(ctx, m.evidence)
+                key = fix_meaning(fill(fix.text, values))
+                if key not in said:
+                    said.add(key)
+                    fixes.append(fill(_fix_text(fix, ctx), values))
         docs = tuple(dict.fromkeys(_doc(d, ctx) for m in group for d in m.rule.docs))
         causes.append(Cause(
             id=cause_id, confidence=confidence, title=_fill(best.rule.title, ctx, best.evidence),
