@@ -71,6 +71,15 @@ def _boot_output_only(session: Session) -> bool:
     return any(k in _BOOT_KINDS for k in kinds) and all(KINDS[k].role in ("info", "other") for k in kinds)
 
 
+# a tool's own words decide a failure in a short paste, or once the log shows an upload under way: a long
+# text that no flasher wrote (a README, a chat) is not an upload log for its words "failed" or "error"
+_WORDS_ALONE = 200
+
+
+def _progressed(session: Session) -> bool:
+    return any(KINDS[k].role in ("start", "progress") for k in session.kinds)
+
+
 def _boot_only_success(session: Session) -> bool:
     """A log with no upload at all but a ROM banner that booted from flash: the upload went through."""
     for e in session.events():
@@ -125,8 +134,9 @@ def diagnose_stream(
         verdict = "failure"
     if verdict == "unknown" and not boot_only:
         # no line the grammar knows decided it: the tool's own words still may (a GUI, an unknown flasher)
-        if stages.failing_lines(session):
+        if stages.failing_lines(session) and (lines <= _WORDS_ALONE or _progressed(session)):
             verdict = "failure"
+            attempts, failed = max(attempts, 1), max(failed, 1)  # the verdict and the counts agree
             notes.append("No line of a known flasher says how the upload ended; lines of the tool's own "
                          "say that it failed.")
         elif stages.succeeding_lines(session):

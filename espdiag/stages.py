@@ -206,11 +206,13 @@ def infer(session: Session, verdict: str) -> Stage | None:
         info = t.by_id[stage_id]
         # a link failure after the attempt had passed that step (a silent chip after it was identified, a
         # port error after the sync began) belongs to how far it got: the link broke there
-        # ("could not open the port" stays a port failure wherever it comes: esptool reopens the port on reset)
-        if info.index >= furthest or stage_id not in ("port", "connect") or _OPEN.search(event.text):
+        # ("could not open the port" stays a port failure wherever it comes: esptool reopens the port on
+        # reset; so does a port the host cannot write to)
+        link = stage_id == "connect" or (event.kind == "port_error" and not _OPEN.search(event.text))
+        if info.index >= furthest or not link:
             return Stage(info.id, info.name, info.why, (event,), "event")
         info = t.stages[furthest]
-        return Stage(info.id, info.name, f"the link failed after this step: {event.text.strip()[:120]}",
+        return Stage(info.id, info.name, f"the link failed at this step: {event.text.strip()[:120]}",
                      (event,), "event")
     wordy = [(e, _word_stage(e.text)) for e in failing_lines(session)]
     named = [(e, s) for e, s in wordy if s is not None]

@@ -1,7 +1,7 @@
 """Issue triage for the GitHub Action (``action.yml``): diagnose the upload logs pasted in a new issue
 and post one comment with the Markdown diagnosis.
 
-``python -m espdiag.triage [--threshold 0.35]`` reads the ``issues`` event from ``$GITHUB_EVENT_PATH``
+``python -m espdiag.triage [--threshold 0.3]`` reads the ``issues`` event from ``$GITHUB_EVENT_PATH``
 and talks to ``$GITHUB_API_URL`` with ``$GITHUB_TOKEN``. It comments only when a failed upload is
 diagnosed with a cause at or above the threshold, and never twice on one issue (a hidden marker in
 the comment). The issue body is a stranger's text: it is never printed to the job log (where a line
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m espdiag.triage", description=__doc__.split("\n\n")[0])
     # confidences are calibrated (espdiag/calibration.json): a chip that never answered, the commonest
     # report, tops out near 0.45, and the comment lists the next causes too
-    p.add_argument("--threshold", type=float, default=0.35, help="least confidence of the top cause (default 0.35)")
+    p.add_argument("--threshold", type=float, default=0.3, help="least confidence of the top cause (default 0.3)")
     a = p.parse_args(argv)
     event_path = os.environ.get("GITHUB_EVENT_PATH")
     if not event_path:
