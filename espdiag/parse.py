@@ -171,6 +171,14 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
         fields["text"] = text
 
 
+# A line that does not parse is tried again from its first few anchors only, and each time lark sees
+# at most ANCHOR_WINDOW characters: a crafted line holding an anchor every few characters
+# ("Connecting.Connecting.…") would otherwise cost one whole-line parse per anchor (quadratic). A
+# window that parses is parsed again whole, for its exact fields (at most once per line).
+MAX_ANCHOR_TRIES = 4
+ANCHOR_WINDOW = 256
+
+
 def parse_line(text: str) -> Parsed:
     """Parse one normalised logical line; lines the grammar does not know are ``other``."""
     result = _parse(text)
@@ -179,13 +187,31 @@ def parse_line(text: str) -> Parsed:
     if result is OTHER or result[0] in _VAGUE or (result[0] == "flash_size_unknown" and "(" in text):
         # a known message wrapped in another tool's words ("Unexpected error: ESP Chip Auto-Detection
         # failed: Failed to connect to ...") is worth more than the vague wrapper
-        for m in _ANCHORS.finditer(text, 1):
-            inner = _parse(text[m.start() :])
-            if inner is not OTHER and inner[0] not in _VAGUE:
-                if result is not OTHER:
-                    inner = (inner[0], (*inner[1], *(f for f in result[1] if f[0] == "fatal")))
-                return inner
+        inner = _from_anchor(text)
+        if inner is not None:
+            if result is not OTHER:
+                inner = (inner[0], (*inner[1], *(f for f in result[1] if f[0] == "fatal")))
+            return inner
     return result
+
+
+def _from_anchor(text: str) -> Parsed | None:
+    """The first message that parses from one of the first anchors inside ``text``."""
+    tried: set[str] = set()
+    for _, m in zip(range(MAX_ANCHOR_TRIES), _ANCHORS.finditer(text, 1), strict=False):
+        start = m.start()
+        window = text[start : start + ANCHOR_WINDOW]
+        if window in tried:
+            continue  # the same characters again (a repeated message): the same answer
+        tried.add(window)
+        inner = _parse(window)
+        if inner is not OTHER and inner[0] not in _VAGUE:
+            if start + ANCHOR_WINDOW < len(text):
+                inner = _parse(text[start:])
+                if inner is OTHER or inner[0] in _VAGUE:
+                    continue
+            return inner
+    return None
 
 
 _VAGUE = {"fatal_error", "upload_error", "python_exception"}
@@ -211,12 +237,21 @@ def first_token() -> re.Pattern[str]:
 _unfiltered = [128]
 
 
+class LarkWork:
+    """How many texts, and characters, were handed to lark: a test bounds the work per line with it."""
+
+    calls = 0
+    chars = 0
+
+
 def _parse(text: str) -> Parsed:
     lark = parser()  # outside the try: a broken grammar is a bug and must not read as "other"
     if _unfiltered[0]:
         _unfiltered[0] -= 1
     elif first_token().match(text) is None:
         return OTHER
+    LarkWork.calls += 1
+    LarkWork.chars += len(text)
     try:
         tree = lark.parse(text)
     except LarkError:
