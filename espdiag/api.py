@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from espdiag import engine, ranking, scanner
+from espdiag import engine, ranking, scanner, sessions
 from espdiag.events import Event, FieldValue
 from espdiag.reader import iter_lines
 from espdiag.report import Report
 from espdiag.rules import RuleSet, load_rules
-from espdiag.sessions import WRAPPER_FAILURES, Session, Tracker
+from espdiag.sessions import Tracker
 
 _CACHE_LIMIT = 100_000  # distinct physical lines remembered per log
 _default_rules: RuleSet | None = None
@@ -54,33 +54,10 @@ def iter_events(stream: BinaryIO, name: str = "<stdin>") -> Iterator[Event]:
 def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
     """Read, normalise and parse a whole log into a session tracker; return it and the line count.
 
-    The same result as feeding every event of :func:`parse_stream` to ``Tracker.add`` (keeping at
-    most ``scanner.KEEP_OTHER`` unknown lines per attempt), computed a block at a time: see espdiag/scanner.py.
+    The same result as feeding every event of :func:`parse_stream` to ``Tracker.add``, computed a
+    block at a time: see espdiag/scanner.py.
     """
     return scanner.scan(stream, name)
-
-
-def _boot_only_success(session: Session) -> bool:
-    """A log with no upload at all but a ROM banner that booted from flash: the upload went through."""
-    for e in session.events():
-        if e.kind == "rom_banner_32" and "FLASH" in str(e.get("boot_name", "")):
-            return True
-        if e.kind == "rom_banner_8266" and e.get("mode") == 3:
-            return True
-    return False
-
-
-def _verified(session: Session) -> bool:
-    return bool(session.count("hash_verified") or session.count("ck_done"))
-
-
-def _failed_only_after_upload(session: Session) -> bool:
-    """The flasher verified the data, and only the wrapper's summary failed afterwards (a reset or
-    monitor step after the write, e.g. an ESP32-S3 left in download mode): the upload itself worked."""
-    events = session.events()
-    verified = max((e.line for e in events if e.kind == "hash_verified"), default=0)
-    later = [e for e in events if e.line > verified and e.role == "failure"]
-    return bool(verified and later) and all(e.kind in WRAPPER_FAILURES for e in later)
 
 
 def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | None = None) -> Report:
@@ -88,17 +65,8 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     tracker, lines = scan(stream, name)
     session, attempts, failed, unfinished = tracker.result()
     ctx = session.context
-    verdict = session.verdict
+    judgement = sessions.judge(session)
     notes = []
-    boot_only = verdict == "unknown" and _boot_only_success(session)
-    if boot_only:
-        verdict = "success"
-        notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
-                     "so the firmware was written.")
-    if verdict == "failure" and _failed_only_after_upload(session):
-        verdict = "success"
-        notes.append("The data was written and verified; the error came from a step after the upload "
-                     "(resetting the chip or opening a monitor).")
     if unfinished:
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); the last one ends before "
                      "it failed or finished (the log is cut short, or the upload was still running), so this "
@@ -106,16 +74,11 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     elif attempts > 1:
         which = f"attempt {session.index} of {attempts}"
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
-    matches = engine.run(ruleset, session, ctx, verdict)
+    matches = engine.run(ruleset, session, ctx, judgement.verdict)
     causes = ranking.rank(matches, session, ctx)
-    if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
-        # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
-        verdict = "failure"
-        notes.append("Nothing in the log verifies the written data, and the log shows a problem.")
-    if boot_only and any(c.confidence >= 0.5 for c in causes):
-        # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
-        verdict = "failure"
-        notes[0] = "This log holds no upload, only the chip's boot output, and that output shows a problem."
+    judgement.after_rules(session, any(c.confidence >= 0.5 for c in causes))
+    verdict = judgement.verdict
+    notes = [*judgement.notes, *notes, *judgement.late_notes]
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
         attempts=attempts, failed_attempts=failed, first_line=session.first_line,
