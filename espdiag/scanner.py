@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from itertools import compress
+from itertools import chain, compress
 from operator import attrgetter
 from typing import BinaryIO
 
@@ -54,8 +54,11 @@ from espdiag.sessions import (
 
 BATCH_LINES = 16_384  # a longer batch is fed in slices: per-batch structures stay small
 CACHE_LINES = 20_000  # distinct physical lines remembered ...
-CACHE_BYTES = 12 << 20  # ... and what they cost (estimated: raw bytes, text, parsed record)
-RECORD_BYTES = 400  # what one cached line costs besides its raw bytes and its text
+CACHE_BYTES = 4 << 20  # ... and what they cost (estimated: raw bytes and RAW_BYTES each)
+RAW_BYTES = 150  # what remembering one raw line costs besides its bytes
+TEXT_LINES = 20_000  # distinct parsed records (by their text after normalising) remembered ...
+TEXT_BYTES = 10 << 20  # ... and what they cost (estimated: twice the text, and RECORD_BYTES each)
+RECORD_BYTES = 400  # what one parsed record costs besides its text
 MIN_RUN = 12  # shorter runs go line by line: the bulk set-up costs more than it saves
 MEMO_RUN = 4096  # longer runs are planned afresh (their set-up cost is spread over many lines)
 MEMO_ENTRIES = 4096  # entries in each memo (plans, contexts, interned contexts) ...
@@ -235,6 +238,7 @@ class Scanner:
         self._by_text: dict[tuple[str, ...], _Line] = {(): _BLANK}  # the records of the cached lines, by text
         self._marks: dict[bytes, int] = {b"": _BLANK.mark}
         self._cache_bytes = 0
+        self._text_bytes = 0
         self._plans: dict[object, RunPlan] = {}
         self._plan_refs = 0
         self._shapes: dict[bytes, tuple[int, int, str]] = {}
@@ -248,7 +252,8 @@ class Scanner:
     def memory(self) -> dict[str, int]:
         """What each bounded structure holds now, in the units of its bound (a test checks them)."""
         return {
-            "cache_lines": len(self._cache), "cache_bytes": self._cache_bytes, "plans": len(self._plans),
+            "cache_lines": len(self._cache), "cache_bytes": self._cache_bytes, "texts": len(self._by_text),
+            "text_bytes": self._text_bytes, "plans": len(self._plans),
             "plan_refs": self._plan_refs, "shape_bytes": self._shape_bytes, "contexts": len(self._contexts),
             "context_bytes": self._context_bytes, "interned": len(self._interned), "intern_bytes": self._intern_bytes,
             "pending_bytes": max([a.held for a in self._unbuilt()], default=0),
@@ -260,7 +265,7 @@ class Scanner:
 
     # ------------------------------------------------------------------------- distinct lines
     def _learn(self, lines: list[bytes], build: bool = True) -> None:
-        """Parse the batch's lines not seen yet (the cache is bounded: clear it when it would overflow).
+        """Parse the batch's lines not seen yet (the caches are bounded: clear them when they would overflow).
 
         Before letting the cache go, the attempts whose pending lines it holds are built (``build``), so
         that nothing is parsed twice; a build that meets an unknown line learns it without that step.
@@ -269,43 +274,57 @@ class Scanner:
         new.difference_update(self._cache.keys())
         if not new:
             return
-        cost = 2 * sum(map(len, new)) + RECORD_BYTES * len(new)  # the raw line, its text, its record
-        if len(self._cache) + len(new) > CACHE_LINES or self._cache_bytes + cost > CACHE_BYTES:
+        texts = {raw: _texts(raw) for raw in new}
+        raw_full, text_full = self._overflow(texts)
+        if raw_full or text_full:
             if build:
                 for att in self._unbuilt():
                     self._build(att)
-            self._forget_lines()
-            new = set(lines)
-            new.discard(b"")
-            cost = 2 * sum(map(len, new)) + RECORD_BYTES * len(new)
-        self._cache_bytes += cost
+            self._forget(text_full)
+            for raw in set(lines).difference(texts):  # cached before, forgotten now
+                texts[raw] = _texts(raw)
+            texts.pop(b"", None)
+        self._cache_bytes += sum(map(len, texts)) + RAW_BYTES * len(texts)
         cache = self._cache
         marks = self._marks
-        # Distinct raw lines often share their text: a serial monitor stamps every line with the time
-        # ("12:34:56.789 -> "), which normalising removes. Such lines share one record.
-        by_text = self._by_text
-        for raw in new:
-            texts = _texts(raw)
-            rec = by_text.get(texts)
-            if rec is None:
-                rec = by_text[texts] = _Line(_parse_texts(texts))
-                self.parsed += 1
+        for raw, text in texts.items():
+            rec = self._record(text)
             cache[raw] = rec
             marks[raw] = rec.mark
 
-    def _forget_lines(self) -> None:
-        """Clear the line cache, and the memos that hold its records or raw lines."""
+    def _overflow(self, texts: dict[bytes, tuple[str, ...]]) -> tuple[bool, bool]:
+        """Whether learning these raw lines (and their texts) would overflow the raw cache, the records."""
+        raw_cost = sum(map(len, texts)) + RAW_BYTES * len(texts)
+        raw_full = len(self._cache) + len(texts) > CACHE_LINES or self._cache_bytes + raw_cost > CACHE_BYTES
+        fresh = set(texts.values()).difference(self._by_text)
+        text_cost = 2 * sum(map(len, chain.from_iterable(fresh))) + RECORD_BYTES * len(fresh)
+        text_full = len(self._by_text) + len(fresh) > TEXT_LINES or self._text_bytes + text_cost > TEXT_BYTES
+        return raw_full, text_full
+
+    def _record(self, texts: tuple[str, ...]) -> _Line:
+        # Distinct raw lines often share their text: a serial monitor stamps every line with the time
+        # ("12:34:56.789 -> "), which normalising removes. Such lines share one record, which
+        # outlives the raw lines in the cache.
+        rec = self._by_text.get(texts)
+        if rec is None:
+            rec = self._by_text[texts] = _Line(_parse_texts(texts))
+            self._text_bytes += 2 * sum(map(len, texts)) + RECORD_BYTES
+            self.parsed += 1
+        return rec
+
+    def _forget(self, texts: bool) -> None:
+        """Clear the raw-line cache, and with ``texts`` the parsed records and the plans that hold them."""
         self._cache.clear()
         self._cache[b""] = _BLANK
-        self._by_text.clear()
-        self._by_text[()] = _BLANK
         self._marks.clear()
         self._marks[b""] = _BLANK.mark
         self._cache_bytes = 0
-        self._plans.clear()
-        self._plan_refs = 0
-        self._contexts.clear()
-        self._context_bytes = 0
+        if texts:
+            self._by_text.clear()
+            self._by_text[()] = _BLANK
+            self._text_bytes = 0
+            self._plans.clear()
+            self._plan_refs = 0
 
     def _records(self, lines: list[bytes]) -> list[_Line]:
         try:
@@ -511,6 +530,9 @@ class Scanner:
                 d = dict(att.ctx.items)
                 ctxmod.update(d, kind, fields, text)
                 att.ctx = self._intern(tuple(d.items()))
+        att = self.book.current
+        if att.held > PENDING_BYTES:
+            self._build(att)
 
     def _close(self) -> None:
         """The current attempt is over; the next one inherits its sticky context."""

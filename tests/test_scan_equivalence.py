@@ -194,3 +194,59 @@ def test_time_stamped_lines_scan_the_same_and_share_records(data: bytes) -> None
     s.feed(1, lines)
     # each message is parsed once, however many distinct time stamps it came with
     assert s.parsed <= len(set(data.splitlines())) + 1
+
+
+# ----------------------------------------------------------------------------- flat memory
+# Every cache and memo of the scanner is bounded in entries and in bytes (issue #12: the context memo
+# used to keep every raw line that updated the context, only its entry count was capped). With small
+# bounds, a generated log of every shape that broke the promise must stay within them after every
+# batch, and still scan exactly like the reference loop.
+
+SMALL_BOUNDS = {
+    "BATCH_LINES": 400, "CACHE_LINES": 1500, "CACHE_BYTES": 60_000, "TEXT_LINES": 1000, "TEXT_BYTES": 300_000,
+    "PLAN_REFS": 6000,
+    "CONTEXT_MEMO_BYTES": 32_000, "INTERN_BYTES": 16_000, "SHAPE_BYTES": 4000, "PENDING_BYTES": 40_000,
+}
+
+
+def _hostile_log() -> bytes:
+    rng = random.Random(7)
+    parts = [OK, BAD * 3, CK]
+    for i in range(4000):  # time-stamped progress: every raw line distinct, each updates the context
+        parts.append(b"12:%02d:%02d.%03d -> Writing at 0x%08x... (%d %%)\n" % (i // 60000, i // 1000 % 60, i % 1000,
+                                                                              0x10000 + i % 200 * 0x400, i % 200 // 2))
+    parts.append(OK * 20)
+    parts.extend(b"Hello from the sketch, loop %d\n" % i for i in range(3000))  # distinct lines
+    parts.extend(b"Changing baud rate to %d\n" % (115200 + i) for i in range(1500))  # distinct contexts
+    parts.extend(b"Writing at 0x%08x... (5 %%)\rWriting at 0x%08x... (9 %%)\n" % (i, i + 1) for i in range(800))
+    parts.append(b"Flashing with command:esptool.py --port /dev/ttyUSB%d " % 1 + b"--chip esp32 " * 300 + b"\n")
+    parts.extend(rng.choice([OK, BAD, CK, IDE, PROSE]) for _ in range(150))
+    return b"".join(parts)
+
+
+def test_caches_stay_within_their_byte_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SMALL_BOUNDS.items():
+        monkeypatch.setattr(scanner, name, value)
+    data = _hostile_log()
+    lines = data.split(b"\n")[:-1]
+    s = scanner.Scanner()
+    longest = max(map(len, lines))
+    raw_batch = (longest + scanner.RAW_BYTES) * scanner.BATCH_LINES  # what one batch alone may add
+    text_batch = (2 * longest + scanner.RECORD_BYTES) * scanner.BATCH_LINES
+    worst: dict[str, int] = {}
+    for i in range(0, len(lines), 997):  # the reader's batches, cut again by the scanner
+        s.feed(i + 1, lines[i : i + 997])
+        for key, value in s.memory().items():
+            worst[key] = max(worst.get(key, 0), value)
+    assert worst["cache_lines"] <= scanner.CACHE_LINES + 1 and worst["texts"] <= scanner.TEXT_LINES + 1
+    assert worst["cache_bytes"] <= max(scanner.CACHE_BYTES, raw_batch)
+    assert worst["text_bytes"] <= max(scanner.TEXT_BYTES, text_batch)
+    assert worst["plan_refs"] <= scanner.PLAN_REFS and worst["plans"] <= scanner.MEMO_ENTRIES
+    assert worst["context_bytes"] <= scanner.CONTEXT_MEMO_BYTES
+    assert worst["intern_bytes"] <= scanner.INTERN_BYTES
+    assert worst["shape_bytes"] <= scanner.SHAPE_BYTES
+    assert worst["pending_bytes"] <= scanner.PENDING_BYTES
+    # the bounds were reached (the log is big enough to test them), and the result is still exact
+    assert worst["context_bytes"] > scanner.CONTEXT_MEMO_BYTES // 4 and worst["intern_bytes"] > scanner.INTERN_BYTES // 2
+    assert worst["cache_bytes"] > scanner.CACHE_BYTES // 2 and worst["text_bytes"] > scanner.TEXT_BYTES // 2
+    assert _state(s.finish(), len(lines)) == _state(*reference_scan(data))
