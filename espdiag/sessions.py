@@ -3,6 +3,11 @@
 A paste often holds several attempts ("tried again at 115200: ..."); a serial capture of a retry
 loop holds thousands. An attempt keeps, per event kind, the first and last few events and an exact
 count, so rules see the beginning, the end and the totals however long the log is.
+
+This module alone decides what an event does to an attempt: ``Tracker.add`` one event at a time,
+``Session.record`` for an attempt's kept events, ``plan_run``/``Session.apply`` for a run of lines at
+once, ``Attempts`` for which attempts a report can use. The fast path (scanner.py) only calls these.
+``judge`` turns the diagnosed attempt's verdict into the reported one.
 """
 
 from __future__ import annotations
