@@ -66,7 +66,10 @@ PLAN_REFS = 1 << 18  # ... memoised plans holding at most this many line referen
 CONTEXT_MEMO_BYTES = 2 << 20  # ... folded contexts, keyed on raw lines of at most this size in all
 INTERN_BYTES = 2 << 20  # ... interned contexts holding at most this much
 SHAPE_BYTES = 1 << 20  # attempt shapes (their marks) remembered, in bytes
-PENDING_BYTES = 4 << 20  # lines an attempt may hold (estimated bytes) before it is built
+PENDING_BYTES = 8 << 20  # what an attempt's pending lines may hold (estimated) before it is built ...
+BATCH_BYTES = 2 << 20  # ... counting each batch it refers to as this much: a batch is one block the reader
+# read (1 MiB, plus the unfinished line before it, at most 64 KiB; more after transcoding UTF-16), or a
+# slice of it, and a reference to any of its lines keeps it all
 
 Item = tuple[str, str, dict[str, FieldValue]]  # (text, kind, fields) of one logical line
 
@@ -179,8 +182,7 @@ Pending = tuple[list[bytes], int, int, int] | tuple[int, tuple[Item, ...]]
 class _Batch:
     """One batch of lines and its marks, while it is fed."""
 
-    __slots__ = ("base", "context_flags", "context_lines", "context_used", "cost", "lines", "marks", "progress",
-                 "verdicts")
+    __slots__ = ("base", "context_flags", "context_lines", "context_used", "lines", "marks", "progress", "verdicts")
 
     def __init__(self, lines: list[bytes], marks: bytes, base: int) -> None:
         self.lines = lines
@@ -191,11 +193,6 @@ class _Batch:
         self.context_flags = marks.translate(_CONTEXT)  # 1 for a line folded into the context
         self.context_lines = tuple(compress(lines, self.context_flags))  # those lines, in order
         self.context_used = 0  # how many of them the attempts have folded so far
-        self.cost = sum(map(len, lines)) + 48 * len(lines)  # what holding the batch costs, roughly
-
-    def held(self, a: int, b: int) -> int:
-        """What lines ``a:b`` cost an attempt that holds them (its share of the batch)."""
-        return (b - a) * self.cost // len(self.lines)
 
 
 class _Attempt:
@@ -206,7 +203,7 @@ class _Attempt:
     dropped unbuilt.
     """
 
-    __slots__ = ("ctx", "failure_seen", "held", "index", "pending", "progressed", "session", "success_seen",
+    __slots__ = ("batch", "ctx", "failure_seen", "held", "index", "pending", "progressed", "session", "success_seen",
                  "weak_success")
 
     def __init__(self, index: int, ctx: _Ctx) -> None:
@@ -217,7 +214,8 @@ class _Attempt:
         self.success_seen = 0
         self.weak_success = False
         self.pending: list[Pending] = []
-        self.held = 0  # estimated bytes of the pending lines
+        self.held = 0  # what the pending lines hold, estimated in bytes
+        self.batch: list[bytes] | None = None  # the lines of the last batch it refers to
         self.session: Session | None = None
 
     @property
@@ -443,14 +441,17 @@ class Scanner:
     def _closed(self, batch: _Batch, index: int, ctx: _Ctx, a: int, b: int) -> _Attempt:
         att = _Attempt(index, ctx)
         att.pending.append((batch.lines, a, b, batch.base))
-        att.held = batch.held(a, b)
+        att.held = BATCH_BYTES
+        att.batch = batch.lines
         return att
 
     def _stretch(self, batch: _Batch, a: int, b: int) -> None:
         """Lines ``a:b`` of a batch belong to the current attempt: fold the cheap summary, defer the rest."""
         att = self.book.current
         att.pending.append((batch.lines, a, b, batch.base))
-        att.held += batch.held(a, b)
+        if att.batch is not batch.lines:
+            att.batch = batch.lines
+            att.held += BATCH_BYTES
         if batch.progress.find(PROGRESS, a, b) >= 0:
             self._note_stretch(att, batch, a, b)
         k = batch.context_flags.count(1, a, b)
@@ -554,6 +555,7 @@ class Scanner:
                 self._replay(self._records(lines[a:b]), base + a, session)
         att.pending = []
         att.held = 0
+        att.batch = None
         session.context = dict(att.ctx.items)
         return session
 

@@ -148,9 +148,13 @@ def test_lines_holding_several_lines_scan_the_same(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_small_bounds_scan_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    # tiny bounds: attempts are built part by part (pending lines over the bound, cache cleared)
-    monkeypatch.setattr(scanner, "PENDING_BYTES", 300 + seed * 500)
+    # tiny bounds: attempts are built part by part (pending lines over the bound, caches cleared)
+    monkeypatch.setattr(scanner, "PENDING_BYTES", 5 + seed * 3)
+    monkeypatch.setattr(scanner, "BATCH_BYTES", 1)
+    monkeypatch.setattr(scanner, "RECORD_BYTES", 1)
+    monkeypatch.setattr(scanner, "BATCH_LINES", 7 + seed * 5)
     monkeypatch.setattr(scanner, "CACHE_LINES", 40 + seed * 30)
+    monkeypatch.setattr(scanner, "TEXT_LINES", 30 + seed * 20)
     rng = random.Random(seed)
     lines: list[str] = []
     for _ in range(rng.randint(50, 400)):
@@ -161,8 +165,9 @@ def test_small_bounds_scan_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_huge_single_attempt_crosses_the_bound() -> None:
-    # one attempt holding more than PENDING_BYTES (built part by part), then two more and trailing prose
-    body = b"Writing at 0x00010000... (3 %)\n" + b"read 0, requested 1\nflush start\nhello\n" * (scanner.PENDING_BYTES // 150)
+    # one attempt over more batches than PENDING_BYTES allows (built part by part), then two more and prose
+    body = b"Writing at 0x00010000... (3 %)\n" + b"read 0, requested 1\nflush start\nhello\n" * (
+        scanner.BATCH_LINES * (scanner.PENDING_BYTES // scanner.BATCH_BYTES + 2) // 3)
     check_same(BAD + body + b"A fatal error occurred: Timed out\n" + OK + CK + PROSE)
 
 
@@ -206,6 +211,7 @@ SMALL_BOUNDS = {
     "BATCH_LINES": 400, "CACHE_LINES": 1500, "CACHE_BYTES": 60_000, "TEXT_LINES": 1000, "TEXT_BYTES": 300_000,
     "PLAN_REFS": 6000,
     "CONTEXT_MEMO_BYTES": 32_000, "INTERN_BYTES": 16_000, "SHAPE_BYTES": 4000, "PENDING_BYTES": 40_000,
+    "BATCH_BYTES": 10_000,
 }
 
 
