@@ -233,7 +233,7 @@ class Scanner:
         self.lines_other = 0
         self.parsed = 0  # distinct lines (after normalising) this scanner parsed
         self._cache: dict[bytes, _Line] = {b"": _BLANK}
-        self._by_text: dict[tuple[str, ...], _Line] = {(): _BLANK}  # the records of the cached lines, by text
+        self._by_text: dict[tuple[str, ...], _Line] = {(): _BLANK}  # parsed records, by their texts
         self._marks: dict[bytes, int] = {b"": _BLANK.mark}
         self._cache_bytes = 0
         self._text_bytes = 0
