@@ -13,6 +13,21 @@ from espdiag.events import FieldValue
 
 Context = dict[str, FieldValue]
 
+# Every key the functions below can set, with what a rule's {placeholder} of it reads when the log
+# does not say. Rules may only test and quote these (the loader checks; tests/test_rule_loader.py
+# checks that context.py sets no other key).
+KEYS: dict[str, str] = {
+    "tool": "the flasher", "tool_version": "its version", "env": "your upload tool", "os": "your computer's OS",
+    "os_version": "an unknown version", "port": "the board's port", "port_kind": "an unknown kind of port",
+    "baud": "the current speed", "baud_option": "the current speed", "baud_changed": "unknown",
+    "chip": "the chip", "chip_option": "the chip", "chip_detected": "unknown", "native_usb": "unknown",
+    "native_usb_possible": "unknown", "board": "the board", "board_style": "the board's style",
+    "reset_method": "the reset method", "before": "the reset method", "after": "the after-upload reset",
+    "address": "the address", "file": "the image file", "images": "the number of images",
+    "flash_mode": "the flash mode", "flash_size": "the flash size", "flash_freq": "the flash frequency",
+    "write_percent": "part", "secure_download_mode": "unknown",
+}
+
 _WIN_PORT = re.compile(r"^(?:\\\\\.\\)?COM\d+$", re.IGNORECASE)
 _CHIP = re.compile(r"ESP32-?(?:S2|S3|C2|C3|C5|C6|C61|H2|P4)|ESP32|ESP8266|ESP8285", re.IGNORECASE)
 _BAUD_IN_MENU = re.compile(

@@ -8,12 +8,17 @@ distinct line; the grammar stays the single place that knows what a line means.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from collections.abc import Callable
+from importlib import resources
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError
 
+from espdiag import cache
 from espdiag.events import KINDS, FieldValue
 
 Parsed = tuple[str, tuple[tuple[str, FieldValue], ...]]
@@ -31,17 +36,66 @@ _ANCHORS = re.compile(
 )
 
 
+_GRAMMAR = "grammar/upload_log.lark"
+_LARK_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "propagate_positions": False,
+                                 "maybe_placeholders": False}
+
+
 @functools.cache
 def parser() -> Lark:
-    return Lark.open_from_package(
-        "espdiag",
-        "grammar/upload_log.lark",
-        parser="lalr",
-        lexer="contextual",
-        cache=True,
-        propagate_positions=False,
-        maybe_placeholders=False,
-    )
+    """The LALR parser; its tables come from espdiag's private cache when they were built before.
+
+    lark's own ``cache=True`` is not used: it unpickles a file in the shared temporary folder, which
+    any local user can plant. The tables are stored as JSON instead (``espdiag/cache.py``).
+    """
+    import lark
+
+    grammar = resources.files("espdiag").joinpath(_GRAMMAR).read_text(encoding="utf-8")
+    digest = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sorted(_LARK_OPTIONS.items())}".encode()).hexdigest()
+    name = f"grammar-{digest[:32]}.json"
+    stored = cache.read_json(name)
+    if isinstance(stored, dict):
+        try:
+            return Lark.load(_int_keys(stored))
+        except Exception:  # a foreign or damaged entry: build the tables again
+            pass
+    built = Lark(grammar, **_LARK_OPTIONS)
+    tables = _tables(built)
+    if tables is not None:
+        cache.write_json(name, tables)
+    return built
+
+
+def _tables(built: Lark) -> dict[str, Any] | None:
+    """lark's own serialisation as JSON-ready data, or None when it would not come back the same."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = built.memo_serialize([TerminalDef, Rule])
+    data["options"] = {k: v for k, v in data["options"].items() if k not in ("import_paths", "source_path")}
+    tables = {"data": data, "memo": memo}
+    try:
+        round_trip = _int_keys(json.loads(json.dumps(tables)))
+    except (TypeError, ValueError):
+        return None
+    return tables if round_trip == _as_json_types(tables) else None
+
+
+def _int_keys(obj: Any) -> Any:
+    """JSON object keys are strings; lark's tables key states, tokens and its memo by integers."""
+    if isinstance(obj, dict):
+        return {int(k) if k.isdigit() else k: _int_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_int_keys(v) for v in obj]
+    return obj
+
+
+def _as_json_types(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _as_json_types(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_as_json_types(v) for v in obj]
+    return obj
 
 
 def _int(text: str) -> FieldValue:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import string
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from espdiag.context import KEYS as CONTEXT_KEYS
 from espdiag.engine import Match, evaluate
 from espdiag.events import Event, FieldValue
-from espdiag.rules import Fix
+from espdiag.rules import MISSING_FIELD, Fix, fill
 from espdiag.sessions import Session
 
 MAX_EVIDENCE = 8
@@ -29,17 +29,18 @@ class Cause:
     notes: tuple[str, ...]
 
 
-class _Defaults(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return {"port": "the board's port", "baud": "the current speed"}.get(key, f"<{key}>")
+def _values(ctx: Mapping[str, FieldValue], quoted: Iterable[Event]) -> Callable[[str], str]:
+    """What a rule's {name} reads: the context key, else the field of the first quoted event that has it.
 
+    The loader allows only these names, so no "{name}" or "<name>" can reach a report.
+    """
+    def value(name: str) -> str:
+        if name in ctx:
+            return str(ctx[name])
+        found = next((e.fields[name] for e in quoted if name in e.fields), None)
+        return str(found) if found is not None else CONTEXT_KEYS.get(name, MISSING_FIELD)
 
-def _fill(text: str, ctx: Mapping[str, FieldValue]) -> str:
-    values = _Defaults({k: str(v) for k, v in ctx.items()})
-    try:
-        return string.Formatter().vformat(text, (), values)
-    except (ValueError, IndexError):
-        return text
+    return value
 
 
 def _fix_text(fix: Fix, env: str) -> str:
@@ -64,6 +65,7 @@ def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) 
         if confidence < MIN_CONFIDENCE:
             continue
         best = group[0]
+        value = _values(ctx, best.evidence)
         evidence: dict[int, Event] = {}
         for m in group:
             for e in m.evidence:
@@ -75,13 +77,13 @@ def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) 
             for fix in m.rule.fixes:
                 if fix.unless is not None and evaluate(fix.unless, session, ctx)[0]:
                     continue
-                text = _fill(_fix_text(fix, env), ctx)
+                text = fill(_fix_text(fix, env), _values(ctx, m.evidence))
                 if text not in fixes:
                     fixes.append(text)
         docs = tuple(dict.fromkeys(d for m in group for d in m.rule.docs))
         causes.append(Cause(
-            id=cause_id, confidence=confidence, title=_fill(best.rule.title, ctx),
-            explain=_fill(best.rule.explain, ctx), evidence=tuple(shown), evidence_counts=counts,
+            id=cause_id, confidence=confidence, title=fill(best.rule.title, value),
+            explain=fill(best.rule.explain, value), evidence=tuple(shown), evidence_counts=counts,
             fixes=tuple(fixes), docs=docs, rules=tuple(m.rule.id for m in group),
             notes=tuple(n for m in group for n in m.notes),
         ))

@@ -6,17 +6,21 @@ at the first. The rule format is documented in rules/README.md.
 
 from __future__ import annotations
 
-import functools
-import importlib
+import math
+import os
 import re
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from espdiag.context import KEYS as CONTEXT_KEYS
 from espdiag.errors import RuleError, RuleErrors
-from espdiag.events import KINDS
+from espdiag.events import KINDS, fields_of
+from espdiag.regexrisk import regex_risk
+from espdiag.ruleyaml import LineDict, LineList, parse, read_text
+
+__all__ = ["LineDict", "RuleSet", "load_file", "load_rules", "parse_rule_text", "read_rule_text", "regex_risk"]
 
 TAXONOMY = (
     "port-missing", "port-busy", "port-permission", "port-write-failure", "driver", "usb-cable",
@@ -31,80 +35,8 @@ ENVIRONMENTS = (
 )
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 MAX_REGEX = 300
-# nested quantifiers such as (a+)+ or (a|aa)* can backtrack for ever on a long line
-_DANGEROUS = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
-_sre: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
-_REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT)}
-_UNBOUNDED_LIMIT = 2  # three greedy ".*" in one pattern already take seconds on a 1 KB line
-
-
-def regex_risk(pattern: str) -> str | None:
-    """Why a user regex could take very long on a 1 KB line (None when it cannot), from its parse tree.
-
-    Rejected: a repeat inside a repeat ((a+)+, (.*)*), alternatives that can start alike under a repeat
-    ((a|a)*, (a|ab)+), back-references, and more than two unbounded repeats in one pattern.
-    """
-    try:
-        tree = _sre.parse(pattern)
-    except Exception:  # invalid patterns are reported by re.compile
-        return None
-    unbounded = 0
-
-    def first_chars(seq: Any) -> set[Any] | None:
-        """Literal first characters of a branch, or None when it can start with a class or nothing."""
-        for op, av in seq:
-            if op == _sre.LITERAL:
-                return {chr(av).lower()}
-            if op == _sre.SUBPATTERN:
-                return first_chars(av[-1])
-            return None
-        return None
-
-    def walk(seq: Any, in_repeat: bool) -> str | None:
-        nonlocal unbounded
-        for op, av in seq:
-            if op in _REPEATS:
-                _lo, hi, sub = av
-                many = hi is _sre.MAXREPEAT or hi > 1
-                if hi is _sre.MAXREPEAT:
-                    unbounded += 1
-                if many and in_repeat:
-                    return "nests quantifiers and can backtrack catastrophically"
-                found = walk(sub, in_repeat or many)
-                if found:
-                    return found
-            elif op == _sre.BRANCH:
-                branches = av[1]
-                if in_repeat:
-                    starts = [first_chars(b) for b in branches]
-                    seen: set[Any] = set()
-                    for st in starts:
-                        if st is None or seen & st:
-                            return "repeats alternatives that can match the same text, which backtracks catastrophically"
-                        seen |= st
-                for b in branches:
-                    found = walk(b, in_repeat)
-                    if found:
-                        return found
-            elif op == _sre.SUBPATTERN:
-                found = walk(av[-1], in_repeat)
-                if found:
-                    return found
-            elif op in (_sre.GROUPREF, getattr(_sre, "GROUPREF_EXISTS", None)):
-                return "uses a back-reference, which can take exponential time"
-            elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
-                found = walk(av[1], in_repeat)
-                if found:
-                    return found
-        return None
-
-    found = walk(tree, False)
-    if found:
-        return found
-    if unbounded > _UNBOUNDED_LIMIT:
-        return f"has {unbounded} unbounded repeats (*, +, {{n,}}); more than {_UNBOUNDED_LIMIT} can take seconds per line"
-    return None
-
+# what a placeholder of an event field reads when no quoted event carries it
+MISSING_FIELD = "?"
 
 _RULE_KEYS = {"id", "cause", "title", "weight", "when", "adjust", "fixes", "docs", "examples", "explain", "verdict",
               "evidence"}
@@ -113,45 +45,28 @@ _COND_KEYS = {"event", "where", "text", "min", "max", "after", "before", "eviden
 _OPS = {"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "contains", "regex", "startswith", "exists"}
 
 
-# ----------------------------------------------------------------------------- YAML with line marks
-# yaml is imported only when rule files are really read: a run served from the rule cache skips it.
-if TYPE_CHECKING:
-    import yaml
+# ----------------------------------------------------------------------------- placeholders
+# "{name}" is a placeholder, "{{" and "}}" are literal braces; any other brace is refused at load, so a
+# rule can never reach str.format's field syntax ("{port:>100000000}", "{port.__class__}")
+_BRACES = re.compile(r"\{\{|\}\}|\{(\w+)\}|\{[^{}]*\}?|\}")
 
 
-class LineDict(dict[str, Any]):
-    line: int = 0
-    key_lines: dict[str, int]
+def placeholders(text: str) -> Iterator[tuple[str, str | None]]:
+    """Each brace construct of ``text``: (its text, the placeholder name or None when it is not one)."""
+    for m in _BRACES.finditer(text):
+        if m.group(0) not in ("{{", "}}"):
+            yield m.group(0), m.group(1)
 
 
-@functools.cache
-def _loader() -> type[yaml.SafeLoader]:
-    import yaml
+def fill(text: str, value: Callable[[str], str]) -> str:
+    """``text`` with each ``{name}`` replaced by ``value(name)``: plain substitution, nothing else."""
+    def one(m: re.Match[str]) -> str:
+        whole = m.group(0)
+        if whole in ("{{", "}}"):
+            return whole[0]
+        return value(m.group(1)) if m.group(1) else whole
 
-    class _Loader(yaml.SafeLoader):
-        """SafeLoader (no object construction) that remembers where each mapping and key came from."""
-
-    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-    return _Loader
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
-    import yaml
-
-    loader.flatten_mapping(node)
-    out = LineDict()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            key = str(key)
-        if key in out:
-            raise yaml.MarkedYAMLError("while constructing a mapping", node.start_mark,
-                                       f"duplicate key {key!r}", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
+    return _BRACES.sub(one, text)
 
 
 def _suggest(word: object, choices: Iterable[str]) -> str:
@@ -166,7 +81,32 @@ def _line(obj: Any, key: str | None = None, default: int = 1) -> int:
         if key is not None and key in obj.key_lines:
             return obj.key_lines[key]
         return obj.line
-    return default
+    return obj.line if isinstance(obj, LineList) else default
+
+
+def _lines(items: list[Any], default: int) -> list[tuple[Any, int]]:
+    """Each item of a YAML list with its line (scalars have none of their own)."""
+    lines = items.item_lines if isinstance(items, LineList) else [default] * len(items)
+    return [(item, _line(item, None, ln)) for item, ln in zip(items, lines, strict=True)]
+
+
+def _col(obj: Any, key: str) -> int:
+    # (a LineDict from the rule cache knows its lines but not its columns)
+    return getattr(obj, "key_cols", {}).get(key, 0) if isinstance(obj, LineDict) else 0
+
+
+def _number(value: Any) -> bool:
+    """A real, finite number (YAML's true/false are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive_kinds(cond: Cond) -> set[str]:
+    """Event kinds whose events a match of ``cond`` can quote (not those under absent: or not:)."""
+    if cond.kind == "event":
+        return set(cond.kinds) if cond.max != 0 else set()
+    if cond.kind in ("any", "all"):
+        return set().union(*(_positive_kinds(c) for c in cond.children))
+    return set()
 
 
 # ----------------------------------------------------------------------------- compiled model
@@ -279,121 +219,51 @@ class RuleSet:
 
 
 # ----------------------------------------------------------------------------- compiler
-class _Compiler:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.errors: list[RuleError] = []
+_HEADS = ("event", "absent", "context", "any", "all", "not")
+_TEXT_LINES = 200  # how far below its key a placeholder is looked for (a folded text spans a few lines)
+MAX_ERRORS = 50  # per file: a broken 1 MB file must not flood the terminal
 
-    def err(self, line: int, message: str) -> None:
-        self.errors.append(RuleError(self.path, line, message))
+
+class _Compiler:
+    """Turns one rule file's data into a ``Rule``, collecting every problem as ``file:line:col``.
+
+    One method per rule section; each checks the types it needs, so a malformed file is reported,
+    never a crash.
+    """
+
+    def __init__(self, path: str, text: str = "") -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.errors: list[RuleError] = []
+        self.texts: list[tuple[str, int]] = []  # title, explain and fix texts with their lines: placeholders
+
+    def err(self, line: int, message: str, col: int = 0) -> None:
+        self.errors.append(RuleError(self.path, line, message, col))
+
+    def suggest(self, word: object, choices: Iterable[str]) -> str:
+        # difflib is slow: a file with thousands of unknown names gets hints for the ones shown only
+        return _suggest(word, choices) if len(self.errors) < MAX_ERRORS else ""
 
     def unknown_keys(self, obj: dict[str, Any], allowed: set[str], what: str) -> None:
         for key in obj:
             if key not in allowed:
-                extra = _suggest(key, allowed)
-                self.err(_line(obj, key), f"unknown key {key!r} in {what}{extra}")
+                extra = self.suggest(key, allowed)
+                self.err(_line(obj, key), f"unknown key {key!r} in {what}{extra}", _col(obj, key))
 
-    def regex(self, value: Any, line: int) -> re.Pattern[str] | None:
-        if not isinstance(value, str):
-            self.err(line, "a regex must be a string")
-            return None
-        if len(value) > MAX_REGEX:
-            self.err(line, f"regex longer than {MAX_REGEX} characters")
-            return None
-        if _DANGEROUS.search(value):
-            self.err(line, f"regex {value!r} nests quantifiers and can backtrack catastrophically")
-            return None
-        try:
-            compiled = re.compile(value, re.IGNORECASE)
-        except re.error as e:
-            self.err(line, f"invalid regex {value!r}: {e}")
-            return None
-        problem = regex_risk(value)
-        if problem:
-            self.err(line, f"regex {value!r} {problem}")
-            return None
-        return compiled
+    def string(self, data: dict[str, Any], key: str, default: str = "") -> str:
+        value = data.get(key, default)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value).strip()
+        self.err(_line(data, key), f"{key}: must be a string", _col(data, key))
+        return default
 
-    def tests(self, spec: Any, line: int, what: str) -> tuple[Test, ...]:
-        if not isinstance(spec, dict):
-            self.err(line, f"{what} must be a mapping of name: value")
-            return ()
-        out = []
-        for name, value in spec.items():
-            kline = _line(spec, name, line)
-            if isinstance(value, dict):
-                for op, operand in value.items():
-                    if op not in _OPS:
-                        extra = _suggest(str(op), _OPS)
-                        self.err(_line(value, op, kline), f"unknown operator {op!r}{extra}")
-                        continue
-                    if op in ("in", "not_in") and not isinstance(operand, list):
-                        self.err(kline, f"operator {op!r} needs a list")
-                        continue
-                    pattern = self.regex(operand, kline) if op == "regex" else None
-                    if op == "regex" and pattern is None:
-                        continue
-                    out.append(Test(str(name), op, operand, pattern))
-            elif isinstance(value, list):
-                out.append(Test(str(name), "in", value))
-            else:
-                out.append(Test(str(name), "eq", value))
-        return tuple(out)
+    def text(self, data: dict[str, Any], key: str) -> str:
+        """A text shown to the user (title, explain, fix): a string whose placeholders are checked later."""
+        value = self.string(data, key)
+        self.texts.append((value, _line(data, key)))
+        return value
 
-    def cond(self, spec: Any, line: int) -> Cond | None:
-        if isinstance(spec, list):
-            children = [c for c in (self.cond(s, _line(s, None, line)) for s in spec) if c]
-            return Cond("all", children=tuple(children))
-        if not isinstance(spec, dict):
-            self.err(line, "a condition must be a mapping (event:, absent:, context:, any:, all:, not:)")
-            return None
-        line = _line(spec, None, line)
-        self.unknown_keys(spec, _COND_KEYS, "condition")
-        heads = [k for k in ("event", "absent", "context", "any", "all", "not") if k in spec]
-        if len(heads) != 1:
-            self.err(line, "a condition needs exactly one of event:, absent:, context:, any:, all:, not:")
-            return None
-        head = heads[0]
-        if head == "absent":
-            inner = spec["absent"]
-            inner = {"event": inner} if isinstance(inner, (str, list)) else inner
-            c = self.cond(inner, line)
-            if c is None or c.kind != "event":
-                self.err(line, "absent: takes an event kind or an event condition")
-                return None
-            return Cond("event", c.kinds, c.tests, c.text, 0, 0, c.after, c.before, False)
-        if head == "context":
-            return Cond("context", tests=self.tests(spec["context"], _line(spec, "context", line), "context"))
-        if head in ("any", "all"):
-            items = spec[head]
-            if not isinstance(items, list) or not items:
-                self.err(_line(spec, head, line), f"{head}: needs a non-empty list of conditions")
-                return None
-            children = [c for c in (self.cond(s, _line(s, None, line)) for s in items) if c]
-            return Cond(head, children=tuple(children))
-        if head == "not":
-            child = self.cond(spec["not"], _line(spec, "not", line))
-            return Cond("not", children=(child,)) if child else None
-        kinds = spec["event"]
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        if not isinstance(kinds, list) or not kinds:
-            self.err(line, "event: needs a kind or a list of kinds")
-            return None
-        for k in kinds:
-            if k not in KINDS:
-                extra = _suggest(str(k), KINDS)
-                self.err(_line(spec, "event", line), f"unknown event kind {k!r}{extra}")
-        tests = self.tests(spec["where"], _line(spec, "where", line), "where") if "where" in spec else ()
-        text = self.regex(spec["text"], _line(spec, "text", line)) if "text" in spec else None
-        lo, hi = spec.get("min", 1), spec.get("max")
-        if not isinstance(lo, int) or (hi is not None and not isinstance(hi, int)):
-            self.err(line, "min: and max: must be integers")
-            lo, hi = 1, None
-        after = self.cond(spec["after"], _line(spec, "after", line)) if "after" in spec else None
-        before = self.cond(spec["before"], _line(spec, "before", line)) if "before" in spec else None
-        evidence = spec.get("evidence", True)
-        return Cond("event", tuple(str(k) for k in kinds), tests, text, lo, hi, after, before, bool(evidence))
-
+    # ------------------------------------------------------------------------- the whole rule
     def rule(self, data: Any) -> Rule | None:
         if not isinstance(data, dict):
             self.err(1, "a rule file must hold one mapping (id:, cause:, title:, when:, fixes:, ...)")
@@ -402,123 +272,300 @@ class _Compiler:
         for key in ("id", "cause", "title", "when", "fixes", "examples"):
             if key not in data:
                 self.err(_line(data), f"missing required key {key!r}")
-        rule_id = str(data.get("id", ""))
+        rule_id, cause = self.identity(data)
+        weight, verdict = self.weight(data), self.verdict(data)
+        when = self.cond(data["when"], _line(data, "when")) if "when" in data else None
+        adjust, evidence = self.adjust(data), self.evidence(data)
+        fixes, docs, examples = self.fixes(data), self.docs(data), self.examples(data)
+        title, explain = self.text(data, "title"), self.text(data, "explain")
+        if when is not None:
+            self.check_placeholders(_positive_kinds(when).union(*(_positive_kinds(c) for c in evidence)))
+        if self.errors or when is None:
+            return None
+        return Rule(
+            id=rule_id, cause=cause, title=title, weight=weight, when=when, evidence=evidence, adjust=adjust,
+            fixes=fixes, docs=docs, examples=examples, explain=explain, verdict=verdict, path=self.path,
+            line=_line(data),
+        )
+
+    def identity(self, data: dict[str, Any]) -> tuple[str, str]:
+        rule_id = self.string(data, "id")
         if rule_id and not _ID.match(rule_id):
             self.err(_line(data, "id"), f"rule id {rule_id!r} must match {_ID.pattern}")
-        cause = str(data.get("cause", ""))
+        cause = self.string(data, "cause")
         if cause and cause not in TAXONOMY:
-            extra = _suggest(cause, TAXONOMY)
+            extra = self.suggest(cause, TAXONOMY)
             self.err(_line(data, "cause"), f"cause {cause!r} is not in the taxonomy{extra}")
+        return rule_id, cause
+
+    def weight(self, data: dict[str, Any]) -> float:
         weight = data.get("weight", 0.5)
-        if not isinstance(weight, (int, float)) or not 0 < weight <= 1:
+        if not _number(weight) or not 0 < weight <= 1:
             self.err(_line(data, "weight"), "weight must be a number in (0, 1]")
-            weight = 0.5
-        verdict = str(data.get("verdict", "failure"))
+            return 0.5
+        return float(weight)
+
+    def verdict(self, data: dict[str, Any]) -> str:
+        verdict = data.get("verdict", "failure")
         if verdict not in ("failure", "any"):
             self.err(_line(data, "verdict"), "verdict must be 'failure' or 'any'")
-        when = self.cond(data.get("when", []), _line(data, "when")) if "when" in data else None
-        adjust = []
-        for item in data.get("adjust", []) or []:
-            ln = _line(item, None, _line(data, "adjust"))
+            return "failure"
+        return str(verdict)
+
+    def items(self, data: dict[str, Any], key: str, what: str) -> list[tuple[Any, int]]:
+        """The items of the list under ``key`` with their lines (missing: none), or an error naming what it must hold."""
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.err(_line(data, key), f"{key}: must be a list of {what}", _col(data, key))
+            return []
+        return _lines(value, _line(data, key))
+
+    def adjust(self, data: dict[str, Any]) -> tuple[Adjust, ...]:
+        out = []
+        for item, ln in self.items(data, "adjust", "when:/factor:/why: entries"):
             if not isinstance(item, dict) or "when" not in item or "factor" not in item:
                 self.err(ln, "each adjust: entry needs when: and factor:")
                 continue
             self.unknown_keys(item, {"when", "factor", "why"}, "adjust")
             c = self.cond(item["when"], ln)
             factor = item["factor"]
-            if not isinstance(factor, (int, float)) or factor < 0:
-                self.err(ln, "factor must be a non-negative number")
+            if not _number(factor) or factor < 0:
+                self.err(_line(item, "factor", ln), "factor must be a non-negative number")
                 continue
             if c:
-                adjust.append(Adjust(c, float(factor), str(item.get("why", ""))))
-        fixes = []
-        raw_fixes = data.get("fixes", [])
-        if not isinstance(raw_fixes, list) or not raw_fixes:
+                out.append(Adjust(c, float(factor), self.string(item, "why")))
+        return tuple(out)
+
+    def fixes(self, data: dict[str, Any]) -> tuple[Fix, ...]:
+        raw = data.get("fixes", [])
+        if not isinstance(raw, list) or not raw:
             self.err(_line(data, "fixes"), "fixes: needs a non-empty list")
-            raw_fixes = []
-        for item in raw_fixes:
+            return ()
+        out = []
+        for item, ln in _lines(raw, _line(data, "fixes")):
             if isinstance(item, str):
-                fixes.append(Fix(item.strip(), {}, None))
-                continue
-            ln = _line(item, None, _line(data, "fixes"))
-            if not isinstance(item, dict) or "text" not in item:
+                out.append(Fix(item.strip(), {}, None))
+                self.texts.append((item, ln))
+            elif isinstance(item, dict) and "text" in item:
+                out.append(self.fix(item, ln))
+            else:
                 self.err(ln, "a fix is a string or a mapping with text: (and optional for:, unless:)")
-                continue
-            self.unknown_keys(item, {"text", "for", "unless"}, "fix")
-            variants = item.get("for", {}) or {}
-            if not isinstance(variants, dict):
-                self.err(ln, "for: must map an environment to text")
-                variants = {}
-            for env in variants:
-                if env not in ENVIRONMENTS:
-                    self.err(_line(variants, env, ln), f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
-            unless = self.cond(item["unless"], _line(item, "unless", ln)) if "unless" in item else None
-            fixes.append(Fix(str(item["text"]).strip(), {str(k): str(v).strip() for k, v in variants.items()}, unless))
-        evidence = []
-        raw_evidence = data.get("evidence", []) or []
-        if not isinstance(raw_evidence, list):
-            self.err(_line(data, "evidence"), "evidence: must be a list of event conditions")
-            raw_evidence = []
-        for item in raw_evidence:
-            c = self.cond(item, _line(item, None, _line(data, "evidence")))
+        return tuple(out)
+
+    def fix(self, item: dict[str, Any], ln: int) -> Fix:
+        self.unknown_keys(item, {"text", "for", "unless"}, "fix")
+        variants = item.get("for") or {}
+        if not isinstance(variants, dict):
+            self.err(_line(item, "for", ln), "for: must map an environment to text")
+            variants = {}
+        for env in variants:
+            if env not in ENVIRONMENTS:
+                self.err(_line(variants, env, ln), f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
+        unless = self.cond(item["unless"], _line(item, "unless", ln)) if "unless" in item else None
+        return Fix(self.text(item, "text"), {str(k): self.text(variants, k) for k in variants}, unless)
+
+    def evidence(self, data: dict[str, Any]) -> tuple[Cond, ...]:
+        out = []
+        for item, ln in self.items(data, "evidence", "event conditions"):
+            c = self.cond(item, ln)
             if c is not None:
-                evidence.append(c)
-        docs = data.get("docs", [])
+                out.append(c)
+        return tuple(out)
+
+    def docs(self, data: dict[str, Any]) -> tuple[str, ...]:
+        docs = data.get("docs")
         docs = [docs] if isinstance(docs, str) else docs
-        examples = []
-        raw_examples = data.get("examples", [])
-        if not isinstance(raw_examples, list):
-            self.err(_line(data, "examples"), "examples: must be a list of match:/no_match: entries")
-            raw_examples = []
-        for item in raw_examples:
-            ln = _line(item, None, _line(data, "examples"))
-            if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ("match", "no_match"):
-                self.err(ln, "each example is a mapping with exactly one key: match: or no_match:")
+        if docs is not None and not (isinstance(docs, list) and all(isinstance(d, str) for d in docs)):
+            self.err(_line(data, "docs"), "docs: must be a link or a list of links")
+            return ()
+        return tuple(docs or ())
+
+    def examples(self, data: dict[str, Any]) -> tuple[Example, ...]:
+        out = []
+        for item, ln in self.items(data, "examples", "match:/no_match: entries"):
+            key = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else None
+            if key not in ("match", "no_match") or not isinstance(item[key], str):
+                self.err(ln, "each example is a mapping with exactly one key, match: or no_match:, and a log text")
                 continue
-            key = next(iter(item))
-            examples.append(Example(str(item[key]), key == "match", _line(item, key, ln)))
-        if raw_examples and not any(e.match for e in examples):
+            out.append(Example(item[key], key == "match", _line(item, key, ln)))
+        if data.get("examples") and not any(e.match for e in out):
             self.err(_line(data, "examples"), "examples: needs at least one match: example")
-        if self.errors or when is None:
+        return tuple(out)
+
+    # ------------------------------------------------------------------------- placeholders
+    def check_placeholders(self, quotable: set[str]) -> None:
+        """Every ``{name}`` must be a context key or a field of an event the rule quotes; nothing else."""
+        fields = set().union(*(fields_of(k) for k in quotable))
+        for text, line in self.texts:
+            for whole, name in placeholders(text):
+                at_line, col = self.locate(whole, line)
+                if name is None or not name.isidentifier():
+                    self.err(at_line, f"{whole!r} is not a placeholder: write {{name}} (or {{{{ and }}}} for "
+                             "a literal brace)", col)
+                elif name not in CONTEXT_KEYS and name not in fields:
+                    extra = self.suggest(name, [*CONTEXT_KEYS, *fields])
+                    self.err(at_line, f"unknown placeholder {whole!r}: not a context key, nor a field of "
+                             f"the events this rule quotes{extra}", col)
+
+    def locate(self, snippet: str, line: int) -> tuple[int, int]:
+        """Line and column of ``snippet`` in the file at or just after ``line`` (texts may be folded)."""
+        for i in range(max(line - 1, 0), min(line + _TEXT_LINES, len(self.lines))):
+            col = self.lines[i].find(snippet)
+            if col >= 0:
+                return i + 1, col + 1
+        return line, 0
+
+    # ------------------------------------------------------------------------- conditions
+    def regex(self, value: Any, line: int, col: int = 0) -> re.Pattern[str] | None:
+        if not isinstance(value, str):
+            self.err(line, "a regex must be a string", col)
             return None
-        return Rule(
-            id=rule_id, cause=cause, title=str(data["title"]).strip(), weight=float(weight), when=when,
-            evidence=tuple(evidence), adjust=tuple(adjust), fixes=tuple(fixes), docs=tuple(str(d) for d in docs),
-            examples=tuple(examples), explain=str(data.get("explain", "")).strip(), verdict=verdict,
-            path=self.path, line=_line(data),
-        )
+        if len(value) > MAX_REGEX:
+            self.err(line, f"regex longer than {MAX_REGEX} characters", col)
+            return None
+        try:
+            compiled = re.compile(value, re.IGNORECASE)
+        except (re.error, RecursionError, OverflowError) as e:
+            self.err(line, f"invalid regex {value!r}: {e}", col)
+            return None
+        problem = regex_risk(value)
+        if problem:
+            self.err(line, f"regex {value!r} {problem}", col)
+            return None
+        return compiled
+
+    def tests(self, spec: Any, line: int, what: str, names: Iterable[str], noun: str) -> tuple[Test, ...]:
+        """The tests of a where: or context: mapping; each name must be one of ``names`` (a ``noun``)."""
+        if not isinstance(spec, dict):
+            self.err(line, f"{what} must be a mapping of name: value")
+            return ()
+        known = set(names)
+        out: list[Test] = []
+        for name, value in spec.items():
+            kline, kcol = _line(spec, name, line), _col(spec, name)
+            if name not in known:
+                self.err(kline, f"{name!r} is not {noun}{self.suggest(name, known)}", kcol)
+            elif isinstance(value, dict):
+                out.extend(self.operators(name, value, kline))
+            else:
+                out.append(Test(name, "in" if isinstance(value, list) else "eq", value))
+        return tuple(out)
+
+    def operators(self, name: str, spec: dict[str, Any], line: int) -> Iterator[Test]:
+        for op, operand in spec.items():
+            oline, ocol = _line(spec, op, line), _col(spec, op)
+            if op not in _OPS:
+                self.err(oline, f"unknown operator {op!r}{self.suggest(op, _OPS)}", ocol)
+            elif op in ("in", "not_in") and not isinstance(operand, list):
+                self.err(oline, f"operator {op!r} needs a list", ocol)
+            elif op != "regex":
+                yield Test(name, op, operand)
+            elif (pattern := self.regex(operand, oline, ocol)) is not None:
+                yield Test(name, op, operand, pattern)
+
+    def cond(self, spec: Any, line: int) -> Cond | None:
+        if isinstance(spec, list):
+            return self.group("all", spec, line)
+        if not isinstance(spec, dict):
+            self.err(line, "a condition must be a mapping (event:, absent:, context:, any:, all:, not:)")
+            return None
+        line = _line(spec, None, line)
+        self.unknown_keys(spec, _COND_KEYS, "condition")
+        heads = [k for k in _HEADS if k in spec]
+        if len(heads) != 1:
+            self.err(line, "a condition needs exactly one of event:, absent:, context:, any:, all:, not:")
+            return None
+        head = heads[0]
+        if head == "absent":
+            return self.absent(spec["absent"], line)
+        if head == "context":
+            return Cond("context", tests=self.tests(spec["context"], _line(spec, "context", line), "context",
+                                                    CONTEXT_KEYS, "a context key"))
+        if head == "not":
+            child = self.cond(spec["not"], _line(spec, "not", line))
+            return Cond("not", children=(child,)) if child else None
+        if head in ("any", "all"):
+            return self.group(head, spec[head], _line(spec, head, line))
+        return self.event(spec, line)
+
+    def group(self, head: str, items: Any, line: int) -> Cond | None:
+        # an empty list would hold for every log: a rule would fire on every failure
+        if not isinstance(items, list) or not items:
+            self.err(line, f"{head}: needs a non-empty list of conditions" if head == "any" else
+                     "a list of conditions (all:, or a bare list) must not be empty")
+            return None
+        children = [c for c in (self.cond(s, ln) for s, ln in _lines(items, line)) if c]
+        return Cond(head, children=tuple(children))
+
+    def absent(self, inner: Any, line: int) -> Cond | None:
+        inner = {"event": inner} if isinstance(inner, (str, list)) else inner
+        c = self.cond(inner, line)
+        if c is None or c.kind != "event":
+            self.err(line, "absent: takes an event kind or an event condition")
+            return None
+        return Cond("event", c.kinds, c.tests, c.text, 0, 0, c.after, c.before, False)
+
+    def kinds(self, spec: dict[str, Any], line: int) -> tuple[str, ...]:
+        kinds = spec["event"]
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        kline = _line(spec, "event", line)
+        if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
+            self.err(kline, "event: needs a kind or a list of kinds")
+            return ()
+        for k in kinds:
+            if k not in KINDS:
+                self.err(kline, f"unknown event kind {k!r}{self.suggest(k, KINDS)}", _col(spec, "event"))
+        return tuple(kinds)
+
+    def event(self, spec: dict[str, Any], line: int) -> Cond | None:
+        kinds = self.kinds(spec, line)
+        if not kinds:
+            return None
+        fields = set().union(*(fields_of(k) for k in kinds))
+        noun = f"a field of {' or '.join(kinds)} events"
+        tests = self.tests(spec["where"], _line(spec, "where", line), "where", fields, noun) if "where" in spec else ()
+        text = self.regex(spec["text"], _line(spec, "text", line), _col(spec, "text")) if "text" in spec else None
+        lo, hi = spec.get("min", 1), spec.get("max")
+        if not (isinstance(lo, int) and not isinstance(lo, bool) and lo >= 0) or not (
+            hi is None or (isinstance(hi, int) and not isinstance(hi, bool) and hi >= lo)
+        ):
+            self.err(line, "min: and max: must be whole numbers, 0 <= min <= max")
+            lo, hi = 1, None
+        after = self.cond(spec["after"], _line(spec, "after", line)) if "after" in spec else None
+        before = self.cond(spec["before"], _line(spec, "before", line)) if "before" in spec else None
+        return Cond("event", kinds, tests, text, lo, hi, after, before, spec.get("evidence", True) is not False)
 
 
-def load_file(path: Path, display: str | None = None) -> tuple[Rule | None, list[RuleError]]:
+# the names the rule cache (rulecache.py) uses: it passes a memoised ``parse`` to the two loaders below
+read_rule_text = read_text
+parse_rule_text = parse
+ParseText = Callable[[str, str], tuple[Any, list[RuleError]]]
+
+
+def load_file(path: Path, display: str | None = None, parse: ParseText = parse_rule_text) -> tuple[Rule | None, list[RuleError]]:
+    """One rule file, or every problem in it as ``file:line:col`` in line order.
+
+    ``parse`` turns its text into data (the rule cache passes a memoised one).
+    """
     name = display or str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        return None, [RuleError(name, 1, f"cannot read rule file: {e.strerror or e}")]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        return None, [RuleError(name, line, "rule file is not valid UTF-8")]
-    if not text.strip():
-        return None, [RuleError(name, 1, "rule file is empty")]
-    import yaml
-
-    try:
-        data = yaml.load(text, Loader=_loader())  # a SafeLoader subclass: no object construction
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        col = mark.column + 1 if mark else 0
-        return None, [RuleError(name, line, f"invalid YAML: {e.problem or e.context}", col)]
-    except yaml.YAMLError as e:
-        return None, [RuleError(name, 1, f"invalid YAML: {e}")]
-    compiler = _Compiler(name)
+    text, errors = read_rule_text(path, name)
+    if text is None:
+        return None, errors
+    data, errors = parse(text, name)
+    if errors:
+        return None, errors
+    compiler = _Compiler(name, text)
     rule = compiler.rule(data)
     if rule is not None and path.stem != rule.id:
         compiler.err(_line(data, "id"), f"rule id {rule.id!r} must match the file name {path.stem!r}")
         rule = None
-    return rule, compiler.errors
+    errors = sorted(compiler.errors, key=lambda e: (e.line, e.col))
+    if len(errors) > MAX_ERRORS:
+        more = RuleError(name, errors[MAX_ERRORS].line, f"... and {len(errors) - MAX_ERRORS} more problems")
+        errors = [*errors[:MAX_ERRORS], more]
+    return rule, errors
 
 
 def builtin_rules_dir() -> Path:
@@ -527,18 +574,31 @@ def builtin_rules_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "rules"
 
 
-def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True) -> RuleSet:
-    """Load the built-in rules and any user rule directories; raise RuleErrors listing every problem."""
-    dirs = ([builtin_rules_dir()] if builtin else []) + list(extra_dirs)
+def rule_files(folder: Path) -> list[Path]:
+    """The ``*.yaml``/``*.yml`` files under ``folder``, sorted; symlinked folders are not followed."""
+    found = []
+    for root, dirs, files in os.walk(folder):  # followlinks=False: no loops, no surprises
+        dirs.sort()
+        found += [Path(root) / f for f in sorted(files) if f.endswith((".yaml", ".yml"))]
+    return sorted(found, key=lambda p: (p.suffix != ".yaml", p))
+
+
+def load_rules(extra_dirs: Iterable[Path] = (), builtin: bool = True, parse: ParseText = parse_rule_text) -> RuleSet:
+    """Load the built-in rules and any user rule folders or files; raise RuleErrors listing every problem."""
+    paths = ([builtin_rules_dir()] if builtin else []) + list(extra_dirs)
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[str, str] = {}
-    for d in dirs:
-        if not d.is_dir():
-            errors.append(RuleError(str(d), 0, "rule directory does not exist"))
+    for d in paths:
+        if d.is_dir():
+            files = rule_files(d)
+        elif d.exists():
+            files = [d]  # a single rule file; load_file refuses anything but a regular file
+        else:
+            errors.append(RuleError(str(d), 0, "no such rule file or directory"))
             continue
-        for path in sorted(d.rglob("*.yaml")) + sorted(d.rglob("*.yml")):
-            rule, errs = load_file(path)
+        for path in files:
+            rule, errs = load_file(path, parse=parse)
             errors.extend(errs)
             if rule is None:
                 continue

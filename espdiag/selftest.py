@@ -59,7 +59,7 @@ def load_paths(paths: Sequence[Path]) -> RuleSet:
                 rules.extend(load_rules([path], builtin=False).rules)
             except RuleErrors as e:
                 errors.extend(e.errors)
-        elif path.is_file():
+        elif path.exists():  # load_file says why a FIFO or a device is refused
             rule, errs = load_file(path)
             errors.extend(errs)
             if rule is not None:

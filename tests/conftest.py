@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SHARED = ROOT.parent / "shared"
+
+# the suite never reads or writes the user's own cache folder
+os.environ.setdefault("ESPDIAG_CACHE_DIR", tempfile.mkdtemp(prefix="espdiag-test-cache-"))
 
 
 @pytest.fixture(scope="session")

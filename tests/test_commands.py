@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 from conftest import run_main as run
 
 from espdiag.api import scan
@@ -254,3 +254,35 @@ def test_annotated_rule_in_rules_readme_loads_and_passes(capsys, monkeypatch, tm
     (d / "port-locked-posix.yaml").write_text(block)
     code, out, err = run(["rules", "--test", str(d)], capsys, monkeypatch)
     assert (code, out, err) == (0, "2 passed, 0 failed\n", "")
+
+
+# ------------------------------------------------------------------------------------------------ issue 13
+def test_events_takes_several_files_and_names_them(capsys, monkeypatch, tmp_path) -> None:
+    code, out, err = run(["events", "--kind", "tool_banner", FAIL, OK, str(tmp_path / "gone.log")], capsys, monkeypatch)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 2 and err.strip() == f"espdiag: {tmp_path / 'gone.log'}: no such file"
+    assert [r["file"] for r in rows] == [FAIL, OK]  # both files were read, the missing one did not stop them
+    assert all(r["kind"] == "tool_banner" for r in rows)
+
+
+def test_events_mistyped_kind_is_an_error_with_a_suggestion(capsys, monkeypatch) -> None:
+    code, out, err = run(["events", "--kind", "tool_baner", FAIL], capsys, monkeypatch)
+    assert (code, out) == (2, "")
+    assert err.strip() == "espdiag: --kind 'tool_baner': no such event kind (did you mean 'tool_banner'?)"
+
+
+def test_precommit_hook_matches_logs_by_name_so_utf16_logs_are_checked(capsys, monkeypatch, tmp_path) -> None:
+    import re
+
+    import yaml
+
+    hook = next(h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text()) if h["id"] == "espdiag")
+    assert "text" not in hook.get("types", []) and "text" not in hook.get("types_or", [])
+    assert re.search(hook["files"], "logs/upload.log") and not re.search(hook["files"], "requirements.txt")
+    log = tmp_path / "upload.log"  # what PowerShell's '>' writes
+    log.write_bytes("esptool.py v4.5\r\nConnecting....\r\nA fatal error occurred: Failed to connect to ESP32: "
+                    "No serial data received.\r\n".encode("utf-16"))
+    identify = pytest.importorskip("identify.identify")
+    assert "binary" in identify.tags_from_path(str(log))  # why 'types: [text]' skipped it
+    code, out, _ = run(["check", str(log)], capsys, monkeypatch)
+    assert code == 1 and out.startswith(f"{log}: failure boot-mode")

@@ -11,6 +11,7 @@ Where espdiag's answer differs from what the fault really is, the single case is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -225,7 +226,9 @@ def test_run_killed_by_signal_exits_128_plus_n() -> None:
 
 @pytest.mark.parametrize("whole_group", [False, True], ids=["kill-espdiag", "terminal-ctrl-c"])
 def test_run_ctrl_c_reaches_child_and_exits_130(whole_group: bool) -> None:
-    child = ("import sys, time\nprint('start', flush=True)\ntry:\n    time.sleep(30)\n"
+    # "start" is printed inside the try: printed before it, a Ctrl-C sent as soon as "start" is read
+    # could land before the handler is in place (the test was flaky that way)
+    child = ("import sys, time\ntry:\n    print('start', flush=True)\n    time.sleep(30)\n"
              "except KeyboardInterrupt:\n    print('child interrupted', flush=True)\n    sys.exit(5)\n")
     with subprocess.Popen([PYTHON, "-m", "espdiag", "run", "--", PYTHON, "-c", child], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, start_new_session=True) as p:
@@ -240,6 +243,111 @@ def test_run_ctrl_c_reaches_child_and_exits_130(whole_group: bool) -> None:
         assert p.wait(timeout=30) == 130
     assert rest == b"child interrupted\n"
     assert time.monotonic() - t0 < 10
+
+
+def test_run_killed_by_a_signal_says_its_name() -> None:
+    proc = _espdiag("run", "--format", "json", "--", "sh", "-c", "kill -KILL $$")
+    assert proc.returncode == 128 + signal.SIGKILL
+    notes = json.loads(proc.stderr)["notes"]
+    assert "The command was killed by SIGKILL (exit code 137)." in notes
+    assert not [n for n in notes if "exited with code" in n]
+
+
+# A grandchild that keeps the pipe open after the command has exited (issue 12, item 8). It
+# writes its process id first so the test can end it, and dies by itself after 30 s anyway.
+def _grandchild(pidfile: Path, loop: str) -> str:
+    return f"setsid sh -c 'echo $$ > {pidfile}; {loop}' & sleep 0.3; echo done; exit 3"
+
+
+def _end_grandchild(pidfile: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX: setsid, select on pipes")
+def test_run_stops_reading_soon_after_the_command_exits(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    t0 = time.monotonic()
+    try:
+        proc = _espdiag("run", "--format", "json", "--", "sh", "-c", _grandchild(pidfile, "sleep 30"))
+    finally:
+        _end_grandchild(pidfile)
+    assert time.monotonic() - t0 < 15  # the grandchild holds the pipe for 30 s
+    assert proc.returncode == 3 and proc.stdout == b"done\n"
+    assert "The command exited with code 3." in json.loads(proc.stderr)["notes"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX: setsid, select on pipes")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_signal_after_the_command_exited_acts_at_once(tmp_path: Path, sig: int) -> None:
+    # the grandchild keeps writing, so espdiag is still reading when the signal comes
+    pidfile = tmp_path / "pid"
+    loop = "i=0; while [ $i -lt 600 ]; do echo tick; sleep 0.05; i=$((i+1)); done"
+    try:
+        with subprocess.Popen([PYTHON, "-m", "espdiag", "run", "--", "sh", "-c", _grandchild(pidfile, loop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+            assert p.stdout is not None
+            seen = b""
+            while b"done" not in seen:
+                seen += os.read(p.stdout.fileno(), 4096)
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            p.send_signal(sig)
+            code = p.wait(timeout=30)
+            elapsed = time.monotonic() - t0
+    finally:
+        _end_grandchild(pidfile)
+    assert code == (130 if sig == signal.SIGINT else 128 + sig)
+    assert elapsed < 2
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_run_with_a_full_stdout_keeps_the_upload_and_the_tee(tmp_path: Path) -> None:
+    # issue 12, item 9: the upload must not be killed because stdout cannot be written
+    tee = tmp_path / "upload.log"
+    lines = "".join(f"Writing at 0x{i:08x}... ({i % 100} %)\n" for i in range(3000))
+    script = tmp_path / "upload.py"
+    script.write_text(f"import sys, time\nsys.stdout.write({lines!r})\nsys.stdout.flush()\ntime.sleep(0.3)\n"
+                      "print('A fatal error occurred: Failed to connect to ESP32: No serial data received.')\n"
+                      "sys.exit(2)\n")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([PYTHON, "-m", "espdiag", "run", "--format", "json", "--tee", str(tee), "--",
+                               PYTHON, str(script)], stdout=full, stderr=subprocess.PIPE, timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert tee.read_text() == lines + "A fatal error occurred: Failed to connect to ESP32: No serial data received.\n"
+    first, report = err.split("\n", 1)
+    assert first.startswith("espdiag: standard output failed (No space left on device)")
+    assert json.loads(report)["causes"][0]["id"] == "boot-mode"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs sh")
+def test_run_with_stdout_closed_waits_for_the_command(tmp_path: Path) -> None:
+    # issue 12, item 15: the command is waited for and its exit code kept; one line says why nothing showed
+    flag = tmp_path / "finished"
+    proc = subprocess.run(["sh", "-c", f"exec '{PYTHON}' -m espdiag run -- sh -c 'echo hi; sleep 0.3; "
+                           f"touch {flag}; exit 4' >&-"], capture_output=True, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 4 and flag.exists(), err
+    assert err.splitlines()[0] == "espdiag: standard output is closed, so the output was not shown"
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("fmt", ["github", "sarif"])
+def test_run_locates_results_in_the_tee_file_or_nowhere(tmp_path: Path, fmt: str) -> None:
+    # issue 13, item 9: the command line is not a file
+    script = "echo 'A fatal error occurred: Failed to connect to ESP32: No serial data received.'; exit 2"
+    plain = _espdiag("run", "--format", fmt, "--", "sh", "-c", script).stderr.decode()
+    tee = tmp_path / "upload.log"
+    teed = _espdiag("run", "--format", fmt, "--tee", str(tee), "--", "sh", "-c", script).stderr.decode()
+    if fmt == "github":
+        assert "file=" not in plain and plain.startswith("::error ")
+        assert f"file={tee.as_posix()}".replace(":", "%3A").replace(",", "%2C") in teed or f"file={tee}" in teed
+        assert ",line=1" in teed
+    else:
+        assert all("locations" not in r for r in json.loads(plain)["runs"][0]["results"])
+        (result, *_) = json.loads(teed)["runs"][0]["results"]
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == tee.as_posix()
 
 
 def test_run_command_in_process(capfd: pytest.CaptureFixture[str], rules: object) -> None:
@@ -295,6 +403,23 @@ def test_passthrough_usage_and_binary_input() -> None:
     proc = _espdiag("--passthrough", input=junk)
     assert proc.returncode == 2 and proc.stdout == junk  # all echoed, then the one-line input error
     assert "binary" in proc.stderr.decode()
+
+
+def test_passthrough_of_a_log_cut_inside_an_attempt_fails_with_the_2_and_1_hint() -> None:
+    log = b"esptool.py v4.8.1\nSerial port /dev/ttyUSB0\nConnecting......\n"  # the error went to stderr
+    proc = _espdiag("--passthrough", "--format", "json", input=log)
+    assert proc.returncode == 1 and proc.stdout.startswith(log)
+    assert any("2>&1" in n for n in json.loads(proc.stdout[len(log):])["notes"])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_passthrough_into_a_full_stdout_is_one_line_and_exit_2() -> None:
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([PYTHON, "-m", "espdiag", "--passthrough"], input=b"esptool.py v4.8.1\n" * 1000,
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        "espdiag: standard output failed (No space left on device), so the output was not all shown"]
 
 
 # ---------------------------------------------------------------- samples/generated

@@ -185,4 +185,25 @@ def test_parser_is_lalr_with_contextual_lexer() -> None:
     p = parser()
     assert p.options.parser == "lalr"
     assert p.options.lexer == "contextual"
-    assert p.options.cache is True
+
+
+
+def test_parser_tables_are_cached_as_json_not_by_lark(tmp_path, monkeypatch) -> None:
+    # lark's cache=True unpickles a file in the shared temporary folder: never used
+    from espdiag import parse
+
+    monkeypatch.setenv("ESPDIAG_CACHE_DIR", str(tmp_path))
+    parse.parser.cache_clear()
+    try:
+        built = parse.parser()
+        assert built.options.cache is False
+        [entry] = tmp_path.glob("grammar-*.json")
+        parse.parser.cache_clear()
+        loaded = parse.parser()
+        line = "A fatal error occurred: Failed to connect to ESP32: Timed out waiting for packet header"
+        assert loaded.parse(line) == built.parse(line)
+        entry.write_text("{not json")
+        parse.parser.cache_clear()
+        assert parse.parser().parse(line) == built.parse(line)
+    finally:
+        parse.parser.cache_clear()

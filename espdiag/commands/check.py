@@ -4,6 +4,7 @@ One line per file (``path: verdict top-cause (confidence)``). A file *fails the 
 
 * the upload failed — whatever the cause: when no cause reaches ``--fail-on`` the line says
   ``unexplained``, and it still fails because the upload did; or
+* the log stops inside an upload attempt, with no result (usually ``2>&1`` was left out); or
 * the log did not fail (success or no upload result) but a cause reaches ``--fail-on`` (boot output
   showing a brownout or a strapping problem, a chip left in download mode after flashing).
 
@@ -17,19 +18,20 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from espdiag.commands.diagnose import read_reports
-from espdiag.errors import ExitCode, InputError
-from espdiag.output import prepare_stdout, write_reports
+from espdiag.errors import ExitCode
+from espdiag.inputs import diagnose_files, stops_inside_attempt
+from espdiag.output import RENDERERS, write_reports, writing_stdout
 from espdiag.report import Report
 from espdiag.rules import RuleSet
 
 DEFAULT_FAIL_ON = 0.5
-FORMATS = ("line", "github", "sarif", "json", "markdown", "text")
+# "line" is check's own; the others are report formats (rich needs a terminal, so it is left out)
+FORMATS = ("line", *(name for name in RENDERERS if name != "rich"))
 
 
 def fails(report: Report, fail_on: float) -> bool:
     top = report.causes[0].confidence if report.causes else 0.0
-    return report.verdict == "failure" or top >= fail_on
+    return report.verdict == "failure" or stops_inside_attempt(report) or top >= fail_on
 
 
 def line(report: Report, fail_on: float) -> str:
@@ -40,29 +42,25 @@ def line(report: Report, fail_on: float) -> str:
     if report.verdict == "failure":
         guess = f" (best guess {report.causes[0].id} {report.causes[0].confidence:.2f})" if report.causes else ""
         return f"{report.source}: failure unexplained{guess}"
+    if stops_inside_attempt(report):
+        return f"{report.source}: unknown, the log stops before the upload's result (pipe it with 2>&1)"
     return f"{report.source}: {report.verdict}"
 
 
 def check(files: Sequence[str], rules: RuleSet, fmt: str = "line", fail_on: float = DEFAULT_FAIL_ON,
           err: TextIO | None = None) -> int:
     err = err or sys.stderr
-    reports: list[Report] = []
-    unreadable = 0
-    for name in files:
-        try:
-            reports.extend(read_reports([name], rules))
-        except InputError as e:
-            print(f"espdiag: {e}", file=err)
-            unreadable += 1
-    out = prepare_stdout()
-    if fmt in ("line", "github"):
-        if fmt == "github":
-            write_reports(reports, "github", "never", False, out)
-        for report in reports:
-            out.write(line(report, fail_on) + "\n")
-        out.flush()
-    elif reports:
-        write_reports(reports, fmt, "never", False, out)
-    if unreadable:
+    reports, errors = diagnose_files(files, rules)
+    for error in errors:
+        print(f"espdiag: {error}", file=err)
+    with writing_stdout() as out:
+        if fmt in ("line", "github"):
+            if fmt == "github":
+                write_reports(reports, "github", "never", False, out)
+            for report in reports:
+                out.write(line(report, fail_on) + "\n")
+        elif reports:
+            write_reports(reports, fmt, "never", False, out)
+    if errors:
         return ExitCode.USAGE
     return ExitCode.FAILURE if any(fails(r, fail_on) for r in reports) else ExitCode.OK

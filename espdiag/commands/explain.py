@@ -6,10 +6,9 @@ import difflib
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from espdiag.commands.rules import display_path
 from espdiag.errors import EspdiagError, ExitCode
 from espdiag.events import KINDS
-from espdiag.output import prepare_stdout
+from espdiag.output import display_path, writing_stdout
 from espdiag.rules import TAXONOMY, Cond, Rule, RuleSet, Test
 
 _OPS = {"eq": "is", "ne": "is not", "in": "is one of", "not_in": "is none of", "lt": "<", "le": "<=",
@@ -131,12 +130,12 @@ def explain(rules: RuleSet, ident: str, out: TextIO | None = None) -> int:
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""
         what = "cause with no rules" if ident in TAXONOMY else "rule or cause"
         raise EspdiagError(f"{ident!r}: no such {what}{extra}; 'espdiag rules' lists them")
-    out = out or prepare_stdout()
-    if rule is None:
-        out.write(f"cause {ident}: {len(chosen)} rule(s)\n\n")
-    for i, r in enumerate(sorted(chosen, key=lambda r: (-r.weight, r.id))):
-        if i:
-            out.write("\n")
-        out.write("\n".join(explain_rule(r)) + "\n")
-    out.flush()
+    with writing_stdout() as stdout:
+        out = out or stdout
+        if rule is None:
+            out.write(f"cause {ident}: {len(chosen)} rule(s)\n\n")
+        for i, r in enumerate(sorted(chosen, key=lambda r: (-r.weight, r.id))):
+            if i:
+                out.write("\n")
+            out.write("\n".join(explain_rule(r)) + "\n")
     return ExitCode.OK

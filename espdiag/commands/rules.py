@@ -8,27 +8,17 @@ directories or single rule files) it tests only those, which is what a rule auth
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from espdiag import selftest
 from espdiag.errors import EspdiagError, ExitCode
-from espdiag.output import prepare_stdout
+from espdiag.output import display_path, writing_stdout
 from espdiag.rules import RuleSet
 
 
-def display_path(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return path if rel.startswith("..") else rel
-
-
-def list_rules(rules: RuleSet, out: TextIO | None = None) -> int:
-    out = out or prepare_stdout()
+def list_rules(rules: RuleSet, out: TextIO) -> int:
     rows = sorted(rules.rules, key=lambda r: (r.cause, r.id))
     id_w = max((len(r.id) for r in rows), default=2)
     cause_w = max((len(r.cause) for r in rows), default=5)
@@ -40,8 +30,7 @@ def list_rules(rules: RuleSet, out: TextIO | None = None) -> int:
     return ExitCode.OK
 
 
-def test_rules(rules: RuleSet, paths: Sequence[Path] = (), verbose: bool = False, out: TextIO | None = None) -> int:
-    out = out or prepare_stdout()
+def test_rules(rules: RuleSet, out: TextIO, paths: Sequence[Path] = (), verbose: bool = False) -> int:
     if paths:
         rules = selftest.load_paths(paths)
     passed = failed = 0
@@ -65,8 +54,7 @@ def test_rules(rules: RuleSet, paths: Sequence[Path] = (), verbose: bool = False
 
 
 def rules_command(rules: RuleSet, test: bool, paths: Sequence[Path] = (), verbose: bool = False) -> int:
-    if test:
-        return test_rules(rules, paths, verbose)
-    if paths:
+    if paths and not test:
         raise EspdiagError("rule paths are only taken with --test (use --rules DIR to add rules to the list)")
-    return list_rules(rules)
+    with writing_stdout() as out:
+        return test_rules(rules, out, paths, verbose) if test else list_rules(rules, out)

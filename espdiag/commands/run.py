@@ -9,6 +9,10 @@ espdiag's stdout. When the command ends, the diagnosis is written to **stderr** 
 exactly the command's output and ``--format json`` can be captured with ``2>report.json``), but
 only if the upload failed: a non-zero exit or a failure found in the output. The exit code is the
 command's own (128+N if a signal N killed it, 127 if it could not be started, 130 after Ctrl-C).
+A stdout that is closed, gone or full never stops the upload: the copy to it stops, ``--tee``
+keeps every byte, the diagnosis still goes to stderr, one line says what happened to stdout.
+Once the command has exited, the pipe is read for at most ``DRAIN`` seconds more (a background
+process it started may keep the pipe open for ever), and a signal then ends espdiag at once.
 
 ``--passthrough``: standard input is copied to stdout as it arrives and the diagnosis is appended
 to stdout at end of input; the exit code is that of the plain ``espdiag`` command.
@@ -16,9 +20,10 @@ to stdout at end of input; the exit code is that of the plain ``espdiag`` comman
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import errno
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -31,27 +36,37 @@ from typing import BinaryIO, TextIO
 
 from espdiag.api import diagnose_stream
 from espdiag.errors import EspdiagError, ExitCode, InputError
-from espdiag.output import prepare_stdout, write_reports
+from espdiag.inputs import STDIN_NAME, exit_code, note_incomplete
+from espdiag.output import OutputError, silence_stdout, write_reports
 from espdiag.report import Report
-from espdiag.rulecache import load_rules
 from espdiag.rules import RuleSet
 
 CHUNK = 1 << 16
 SNIFF = 4096  # the diagnosis gets at least this much (or all of a shorter log) in its first read
 EXIT_CANNOT_RUN = 127
 FORWARD_GRACE = 0.2  # seconds a terminal Ctrl-C (which reaches the child too) gets before we forward it
+DRAIN = 0.5  # seconds to wait for more output once the command has exited
+DRAIN_MAX = 5.0  # ... and to keep reading output that still flows (from a process it left running)
+POLL = 0.1  # how often a blocked read checks whether the command has exited
 TEXT_FORMATS = ("auto", "rich", "text")
 
 Read = Callable[[int], bytes]
 
 
 class _Sink:
-    """Write bytes to a text stream's file descriptor unbuffered, or to its buffer when it has none."""
+    """Write bytes to a text stream's file descriptor unbuffered, or to its buffer when it has none.
 
-    def __init__(self, stream: TextIO) -> None:
+    The first failed write (the reader went away, a full disk, a closed descriptor) stops the copy
+    for good and is remembered in ``error``; the caller carries on reading its input.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
         self.stream = stream
-        self.broken = False
-        self.fd: int | None
+        self.error: OSError | None = None
+        self.fd: int | None = None
+        if stream is None:  # started with stdout closed
+            self.error = OSError(errno.EBADF, "standard output is closed")
+            return
         try:
             self.fd = stream.fileno()
         except (AttributeError, OSError, ValueError):
@@ -59,8 +74,16 @@ class _Sink:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
 
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
+
+    @property
+    def reader_gone(self) -> bool:
+        return isinstance(self.error, BrokenPipeError)
+
     def write(self, data: bytes) -> None:
-        if self.broken or not data:
+        if self.error is not None or not data or self.stream is None:
             return
         try:
             if self.fd is not None:
@@ -71,9 +94,16 @@ class _Sink:
                 buffer: BinaryIO = self.stream.buffer
                 buffer.write(data)
                 buffer.flush()
-        except BrokenPipeError:
-            # the reader went away (... | head): stop echoing, keep reading so the writer is not stopped
-            self.broken = True
+        except (OSError, ValueError) as e:
+            self.error = e if isinstance(e, OSError) else OSError(errno.EBADF, str(e))
+
+    def problem(self) -> str | None:
+        """One line for stderr when stdout failed for a reason other than its reader going away."""
+        if self.error is None or self.reader_gone:
+            return None
+        if self.stream is None:
+            return "standard output is closed, so the output was not shown"
+        return f"standard output failed ({self.error.strerror or self.error}), so the output was not all shown"
 
 
 class EchoReader:
@@ -177,76 +207,97 @@ def passthrough(files: Sequence[str], rules: RuleSet, fmt: str, colour: str, ver
     """Echo standard input to stdout as it arrives, then append its diagnosis; exit like ``espdiag``."""
     if any(f != "-" for f in files):
         raise InputError("--passthrough reads standard input only; give no FILE")
-    out = prepare_stdout()
-    sink = _Sink(out)
+    sink = _Sink(sys.stdout)
     reader = EchoReader(stream_reader(sys.stdin.buffer), [sink.write])
-    report = _diagnose_echoing(reader, "<stdin>", rules)
-    if sink.broken:
+    report = note_incomplete(_diagnose_echoing(reader, STDIN_NAME, rules))
+    if sink.reader_gone:
         raise BrokenPipeError
-    _write_report(report, fmt, colour, verbose, out, reader.ends_mid_line)
-    if not exit_zero and report.verdict == "failure":
-        return ExitCode.FAILURE
-    return ExitCode.OK
+    if sink.error is not None or sys.stdout is None:
+        silence_stdout()
+        raise OutputError(sink.problem() or "standard output failed")
+    _write_report(report, fmt, colour, verbose, sys.stdout, reader.ends_mid_line)
+    return exit_code([report], exit_zero)
 
 
 # ---------------------------------------------------------------- espdiag run
-
-
-def build_parser(prog: str = "espdiag run") -> argparse.ArgumentParser:
-    from espdiag.main import _add_output_options, _add_rules_option, _Parser
-
-    p = _Parser(
-        prog=prog,
-        usage=f"{prog} [options] -- COMMAND [ARG...]",
-        description="Run an upload command, show its output unchanged as it arrives, and if the upload "
-        "fails, print the diagnosis (to stderr) when it ends. Exits with the command's exit code "
-        "(127 if it cannot be started, 130 on Ctrl-C).",
-        epilog="examples:\n  espdiag run -- esptool.py --port /dev/ttyUSB0 write_flash 0x0 fw.bin\n"
-        "  espdiag run --tee upload.log -- pio run -t upload\n"
-        "  espdiag run --format json -- arduino-cli upload -p COM3 2>report.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_output_options(p)
-    _add_rules_option(p)
-    p.add_argument("--tee", metavar="FILE", type=Path, help="also write the command's raw output to FILE")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the upload command and its arguments, after '--'")
-    return p
-
-
-def run_main(argv: Sequence[str]) -> int:
-    argv = list(argv)
-    p = build_parser()
-    if "--" in argv:  # everything after the first '--' is the command, even words that look like options
-        cut = argv.index("--")
-        args = p.parse_args(argv[:cut])
-        if args.command:
-            p.error(f"unexpected argument {args.command[0]!r} before '--'")
-        args.command = argv[cut + 1 :]
-    else:
-        args = p.parse_args(argv)
-    if not args.command:
-        p.error("no command given: espdiag run [options] -- COMMAND [ARG...]")
-    rules = load_rules(args.rules)
-    return run_command(args.command, rules, args.format, args.colour, args.verbose, args.tee)
 
 
 def _exit_code(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode
 
 
+def _ended(returncode: int) -> str:
+    """How the command ended, for the report: a signal by its name (137 means nothing to most people)."""
+    if returncode >= 0:
+        return f"The command exited with code {returncode}."
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"The command was killed by {name} (exit code {128 - returncode})."
+
+
+class _Stop(BaseException):
+    """A signal arrived after the command had exited: stop reading at once (not an Exception, so no
+    handler on the way swallows it)."""
+
+
+class _Watch:
+    """What the reader of the command's output and the signal handler share."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.received: list[int] = []
+        self.exited_at: float | None = None  # when the reader saw the command gone
+
+
+def _command_reader(fd: int, watch: _Watch) -> Read:
+    """Read the command's output; once the command has exited, stop after a short drain.
+
+    A process the command left running (``setsid sleep 20 &``) may hold the pipe open long after the
+    command is gone: waiting for its end would make espdiag hang. After a signal, only what is
+    already in the pipe is read. Windows has no ``select`` on pipes, so there the read blocks until
+    the pipe closes.
+    """
+    if os.name == "nt":
+        return fd_reader(fd)
+
+    def read(n: int) -> bytes:
+        while True:
+            if watch.exited_at is None and watch.proc.poll() is not None:
+                watch.exited_at = time.monotonic()
+            timeout = POLL
+            if watch.exited_at is not None:
+                waited = time.monotonic() - watch.exited_at
+                if waited > DRAIN_MAX:
+                    return b""
+                timeout = 0.0 if watch.received else max(0.0, DRAIN - waited)
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if ready:
+                return os.read(fd, n)
+            if watch.exited_at is not None:
+                return b""
+
+    return read
+
+
 @contextlib.contextmanager
-def _forward_signals(proc: subprocess.Popen[bytes], received: list[int]) -> Iterator[None]:
+def _forward_signals(watch: _Watch) -> Iterator[None]:
     """While the child runs: Ctrl-C / SIGTERM / SIGHUP go to the child, not to us.
 
     A terminal's Ctrl-C reaches the whole foreground process group, the child included, so the
     first SIGINT is forwarded only if the child has not exited within ``FORWARD_GRACE``; a
-    second one is sent on as SIGTERM and a third as SIGKILL.
+    second one is sent on as SIGTERM and a third as SIGKILL. A signal that comes once the reader
+    has seen the child exit (it is only draining the pipe) stops espdiag at once (``_Stop``).
     """
+    proc, received = watch.proc, watch.received
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
+        if watch.exited_at is not None:
+            raise _Stop
         if proc.poll() is not None:
-            return
+            return  # it just ended, likely by this very Ctrl-C: its last words are read, then we stop
         if signum == signal.SIGINT and received.count(signal.SIGINT) == 1:
             deadline = time.monotonic() + FORWARD_GRACE
             while time.monotonic() < deadline:
@@ -274,6 +325,39 @@ def _forward_signals(proc: subprocess.Popen[bytes], received: list[int]) -> Iter
             signal.signal(sig, old)
 
 
+def _open_tee(tee: Path | None) -> BinaryIO | None:
+    if tee is None:
+        return None
+    try:
+        return open(tee, "wb", buffering=0)  # closed by the caller
+    except OSError as e:
+        raise InputError(f"--tee {tee}: cannot write: {e.strerror or e}") from None
+
+
+def _source(command: Sequence[str], tee: Path | None) -> str:
+    """The report's source: the --tee file (its line numbers are the report's), else the command in
+    angle brackets, which every format shows as a name and none takes for a file to point at."""
+    if tee is not None:
+        return str(tee)
+    name = shlex.join(command)
+    return f"<{name[:197] + '...' if len(name) > 200 else name}>"
+
+
+def _diagnose_command(watch: _Watch, reader: EchoReader, name: str, rules: RuleSet) -> Report | None:
+    """Diagnose the command's output as it runs; never lose the command to a problem in the diagnosis."""
+    try:
+        with _forward_signals(watch):
+            try:
+                return _diagnose_echoing(reader, name, rules)
+            except EspdiagError as e:
+                print(f"espdiag: cannot diagnose the output: {e}", file=sys.stderr)
+            except Exception as e:
+                print(f"espdiag: internal error while diagnosing: {type(e).__name__}: {e}", file=sys.stderr)
+    except _Stop:
+        pass
+    return None
+
+
 def run_command(
     command: Sequence[str],
     rules: RuleSet,
@@ -283,15 +367,8 @@ def run_command(
     tee: Path | None = None,
 ) -> int:
     """Run ``command``, echo its merged output to stdout, diagnose it; return the command's exit code."""
-    name = shlex.join(command)
-    if len(name) > 200:
-        name = name[:197] + "..."
-    tee_file = None
-    if tee is not None:
-        try:
-            tee_file = open(tee, "wb", buffering=0)  # noqa: SIM115 - closed below
-        except OSError as e:
-            raise InputError(f"--tee {tee}: cannot write: {e.strerror or e}") from None
+    tee_file = _open_tee(tee)
+    sink = _Sink(sys.stdout)
     try:
         try:
             proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
@@ -299,32 +376,35 @@ def run_command(
             reason = getattr(e, "strerror", None) or str(e)
             print(f"espdiag: cannot run {command[0]!r}: {reason}", file=sys.stderr)
             return EXIT_CANNOT_RUN
-        sink = _Sink(sys.stdout)
         sinks: list[Callable[[bytes], object]] = [sink.write]
         if tee_file is not None:
             sinks.append(tee_file.write)
         assert proc.stdout is not None
-        reader = EchoReader(fd_reader(proc.stdout.fileno()), sinks)
-        received: list[int] = []
-        report: Report | None = None
-        with _forward_signals(proc, received):
-            try:
-                report = _diagnose_echoing(reader, name, rules)
-            except EspdiagError as e:
-                print(f"espdiag: cannot diagnose the output: {e}", file=sys.stderr)
-            except Exception as e:  # never lose the command's exit code to a bug in the diagnosis
-                print(f"espdiag: internal error while diagnosing: {type(e).__name__}: {e}", file=sys.stderr)
-            proc.stdout.close()
-            returncode = proc.wait()
+        watch = _Watch(proc)
+        reader = EchoReader(_command_reader(proc.stdout.fileno(), watch), sinks)
+        report = _diagnose_command(watch, reader, _source(command, tee), rules)
+        proc.stdout.close()
+        returncode = proc.wait()
     finally:
         if tee_file is not None:
             tee_file.close()
+    return _finish(returncode, watch.received, report, sink, reader.ends_mid_line, (fmt, colour, verbose))
+
+
+def _finish(returncode: int, received: list[int], report: Report | None, sink: _Sink, mid_line: bool,
+            style: tuple[str, str, bool]) -> int:
+    problem = sink.problem()
+    if problem:
+        print(f"espdiag: {problem}", file=sys.stderr)
+    if sink.broken:
+        silence_stdout()  # nothing pending may fail again at exit
     if received:
         first = received[0]
         return int(ExitCode.INTERRUPTED) if first == signal.SIGINT else 128 + first
     code = _exit_code(returncode)
     if report is not None and (code != 0 or report.verdict == "failure"):
         if code != 0:
-            report.notes.append(f"The command exited with code {code}.")
-        _write_report(report, fmt, colour, verbose, sys.stderr, reader.ends_mid_line)
+            report.notes.append(_ended(returncode))
+        with contextlib.suppress(OSError):  # stderr gone too: the exit code is all that is left
+            _write_report(report, *style, sys.stderr, mid_line)
     return code

@@ -13,6 +13,11 @@ collected tests will ask for (found from their ``version``/``fault``/``chip``/
 ``no_stub`` parameters, across all test files), and caches the logs for the
 session, so several test files share one run per (version, fault, chip, no_stub).
 
+Each run's log is also kept on disk, in ``.esptool-versions/<version>/logs/<digest>/``, where the
+digest covers the virtual board's source: a later session reuses it instead of running esptool
+again, and any change to the board makes new logs (``ESPDIAG_FRESH_ESPTOOL_LOGS=1`` ignores the
+kept ones).
+
 esptool versions live in ``.esptool-versions/<version>``; missing ones are
 pip-installed once per session (set ``ESPDIAG_NO_ESPTOOL_INSTALL=1`` to only
 use what is there); a version that is unavailable makes its tests skip.
@@ -20,13 +25,27 @@ use what is there); a version that is unavailable makes its tests skip.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import json
 import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from .harness import PINNED_VERSIONS, CompletedLog, HostFaultUnavailable, ensure_esptool, is_installed, run_write_flash
+from .harness import (
+    PINNED_VERSIONS,
+    CompletedLog,
+    HostFaultUnavailable,
+    ensure_esptool,
+    esptool_dir,
+    is_installed,
+    run_write_flash,
+)
 
 LogFactory = Callable[..., CompletedLog]
 Key = tuple[str, str, str, bool]
@@ -50,12 +69,53 @@ def esptool_versions() -> dict[str, str | None]:
     return state
 
 
+@functools.cache
+def _board_digest() -> str:
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(here.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _kept_path(key: Key) -> Path:
+    version, fault, chip, no_stub = key
+    return esptool_dir(version) / "logs" / _board_digest() / f"{fault}-{chip}-{int(no_stub)}.json"
+
+
+def _kept(key: Key) -> CompletedLog | None:
+    if os.environ.get("ESPDIAG_FRESH_ESPTOOL_LOGS"):
+        return None
+    try:
+        return CompletedLog(**json.loads(_kept_path(key).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _keep(key: Key, log: CompletedLog) -> None:
+    path = _kept_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(dataclasses.asdict(log), f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def _run_key(key: Key) -> CompletedLog | str:
+    kept = _kept(key)
+    if kept is not None:
+        return kept
     version, fault, chip, no_stub = key
     try:
-        return run_write_flash(version, fault, chip, no_stub=no_stub, timeout=120)
+        log = run_write_flash(version, fault, chip, no_stub=no_stub, timeout=120)
     except HostFaultUnavailable as e:
-        return str(e)
+        return str(e)  # depends on this host: never kept
+    if not log.timed_out:
+        _keep(key, log)
+    return log
 
 
 def _collected_keys(session: pytest.Session) -> set[Key]:
