@@ -45,8 +45,8 @@ examples:
   espdiag run -- esptool.py write_flash 0x0 fw.bin
   esptool.py write_flash 0x0 fw.bin 2>&1 | espdiag --passthrough
 
-commands: diagnose (the default), check, events, rules, explain, run, serve;
-          'espdiag COMMAND --help' for each
+commands: diagnose (the default), check, events, rules, explain, run, serve,
+          probe; 'espdiag COMMAND --help' for each
 
 exit codes: 0 success or nothing wrong found
             1 upload failure diagnosed, or the log stops inside an upload
@@ -181,7 +181,18 @@ def run_parser() -> argparse.ArgumentParser:
     _add_rules_option(p)
     p.add_argument("--tee", metavar="FILE", type=Path,
                    help="also write the command's raw output to FILE (and point --format github and sarif at it)")
+    p.add_argument("--probe", action="store_true",
+                   help="if the upload failed and the log cannot decide, probe the board (espdiag probe)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the upload command and its arguments, after '--'")
+    return p
+
+
+def probe_parser() -> argparse.ArgumentParser:
+    from espdiag.commands.probe import DESCRIPTION, EPILOG, add_arguments
+
+    p = _Parser("espdiag probe", DESCRIPTION, epilog=EPILOG)
+    add_arguments(p)
+    _add_rules_option(p)
     return p
 
 
@@ -197,7 +208,7 @@ def serve_parser() -> argparse.ArgumentParser:
 
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "diagnose": diagnose_parser, "check": check_parser, "events": events_parser, "rules": rules_parser,
-    "explain": explain_parser, "run": run_parser, "serve": serve_parser,
+    "explain": explain_parser, "run": run_parser, "serve": serve_parser, "probe": probe_parser,
 }
 SUBCOMMANDS = tuple(PARSERS)
 
@@ -282,7 +293,7 @@ def _run(argv: list[str]) -> int:
     from espdiag.commands.run import run_command
 
     a, command = parse_run(argv)
-    return run_command(command, _load_rules(a.rules), a.format, a.colour, a.verbose, a.tee)
+    return run_command(command, _load_rules(a.rules), a.format, a.colour, a.verbose, a.tee, a.probe)
 
 
 def _serve(argv: list[str]) -> int:
@@ -292,9 +303,16 @@ def _serve(argv: list[str]) -> int:
     return serve(a.host, a.port, a.threads, _load_rules(a.rules))
 
 
+def _probe(argv: list[str]) -> int:
+    from espdiag.commands.probe import probe
+
+    a = probe_parser().parse_args(argv)
+    return probe(a, _load_rules(a.rules))
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "diagnose": _diagnose, "check": _check, "events": _events, "rules": _rules, "explain": _explain, "run": _run,
-    "serve": _serve,
+    "serve": _serve, "probe": _probe,
 }
 
 

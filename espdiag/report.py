@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from espdiag.events import FieldValue
 from espdiag.ranking import Cause
+
+if TYPE_CHECKING:
+    from espdiag.checks import Selected
 
 SCHEMA = 1
 # what to try when the log shows a failure that no rule explains
@@ -41,6 +45,13 @@ class Report:
     def checklist(self) -> tuple[str, ...]:
         confident = [c for c in self.causes if c.confidence >= 0.5]
         return CHECKLIST if self.verdict == "failure" and not confident else ()
+
+    @property
+    def checks(self) -> list[Selected]:
+        """Tell-apart checks when the log cannot decide between its top causes (espdiag/checks.py)."""
+        from espdiag.checks import select
+
+        return select(self.verdict, self.causes, self.context)
 
     @property
     def summary(self) -> str:

@@ -365,6 +365,7 @@ def run_command(
     colour: str = "auto",
     verbose: bool = False,
     tee: Path | None = None,
+    probe: bool = False,
 ) -> int:
     """Run ``command``, echo its merged output to stdout, diagnose it; return the command's exit code."""
     tee_file = _open_tee(tee)
@@ -388,7 +389,12 @@ def run_command(
     finally:
         if tee_file is not None:
             tee_file.close()
-    return _finish(returncode, watch.received, report, sink, reader.ends_mid_line, (fmt, colour, verbose))
+    code = _finish(returncode, watch.received, report, sink, reader.ends_mid_line, (fmt, colour, verbose))
+    if probe and report is not None and not watch.received and (code != 0 or report.verdict == "failure"):
+        from espdiag.probe.hook import probe_after_upload  # espdiag run --probe (issue 15)
+
+        probe_after_upload(report, rules, fmt, colour, verbose, sys.stderr)
+    return code
 
 
 def _finish(returncode: int, received: list[int], report: Report | None, sink: _Sink, mid_line: bool,

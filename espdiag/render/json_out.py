@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from espdiag.checks import to_json as checks_json
 from espdiag.report import SCHEMA, Report
 
 
@@ -37,6 +38,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             for c in report.causes
         ],
         "checklist": list(report.checklist),
+        "checks": checks_json(report.checks),
         "notes": report.notes,
     }
 

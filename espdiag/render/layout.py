@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from espdiag.checks import answer_summary
 from espdiag.report import Report
 
 Segment = tuple[str, str]  # (semantic style name, text); "\n" ends a line
@@ -29,7 +30,25 @@ def _setup(report: Report) -> str:
     return ", ".join(bits)
 
 
-setup_line = _setup  # "tool version, env, chip, port, os, baud, reset": shared with the other formats
+setup_line = _setup
+
+
+def _checks(report: Report) -> Iterator[Segment]:
+    checks = report.checks
+    if not checks:
+        return
+    yield "", "\n"
+    yield "label", "The log cannot tell these apart; check, cheapest first:"
+    yield "", "\n"
+    for i, sel in enumerate(checks, 1):
+        yield "fix", f"  {i}. [{sel.check.cost}] {sel.ask}"
+        yield "", "\n"
+        for a in sel.answers:
+            yield "text", f"     - {a.answer}: {a.means}"
+            summary = answer_summary(a, sel.candidates)
+            if summary:
+                yield "dim", f" ({summary})"
+            yield "", "\n"  # "tool version, env, chip, port, os, baud, reset": shared with the other formats
 
 
 def layout(report: Report, verbose: bool = False) -> Iterator[Segment]:
@@ -84,6 +103,7 @@ def layout(report: Report, verbose: bool = False) -> Iterator[Segment]:
     if hidden > 0:
         yield "dim", f"\n({hidden} less likely causes not shown; use --verbose)"
         yield "", "\n"
+    yield from _checks(report)
     if report.checklist:
         yield "", "\n"
         yield "label", "Nothing in the log pins the cause down. Work through this checklist:"

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 from espdiag import __version__
+from espdiag.checks import answer_summary
 from espdiag.ranking import Cause
 from espdiag.render.layout import setup_line
 from espdiag.report import Report
@@ -82,6 +83,21 @@ def _cause(rank: int, cause: Cause) -> Iterator[str]:
         yield ""
 
 
+def _checks(report: Report) -> Iterator[str]:
+    """The questions an expert would ask next, each answer with what it means for each candidate."""
+    checks = report.checks
+    if not checks:
+        return
+    yield "**The log cannot tell these apart. A few questions, cheapest first:**"
+    yield ""
+    for i, sel in enumerate(checks, 1):
+        yield f"{i}. {prose(sel.ask)} _({sel.check.cost})_"
+        for a in sel.answers:
+            summary = answer_summary(a, sel.candidates)
+            yield f"   - **{prose(a.answer)}** → {prose(a.means)}" + (f" ({prose(summary)})" if summary else "")
+    yield ""
+
+
 def _report(report: Report) -> Iterator[str]:
     setup = setup_line(report)
     source = report.source.replace("`", "'")
@@ -103,6 +119,7 @@ def _report(report: Report) -> Iterator[str]:
             yield from _cause(rank, cause)
         yield "</details>"
         yield ""
+    yield from _checks(report)
     if report.checklist:
         yield "Nothing in the log pins the cause down. Work through this checklist:"
         yield ""

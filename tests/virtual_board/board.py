@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import random
+import select
 import socket
 import struct
 import threading
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .faults import Fault
+from .faults import Fault, ProbeFault
 
 # ---------------------------------------------------------------- chip models
 
@@ -75,6 +77,7 @@ class ChipModel:
     registers: dict[int, int] = field(default_factory=dict)
     rom_has_md5: bool = True
     rom_has_deflate: bool = True
+    spi_usr2_offs: int = 0x24  # 0x20 on the ESP32-S2/S3/C-series SPI controller
 
 
 ESP8266 = ChipModel(
@@ -129,6 +132,7 @@ ESP32S3 = ChipModel(
     rom_status_len=4,
     spi_base=0x60002000,
     spi_w0_offs=0x58,
+    spi_usr2_offs=0x20,
     # flags, flash_crypt_cnt, 7 key purposes, chip_id=9, api_version=0
     security_info=struct.pack("<IBBBBBBBBII", 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0),
     registers={
@@ -168,6 +172,14 @@ ESP8266_NORMAL_BANNER = (
     b"tail 8\r\nchksum 0x2b\r\ncsum 0x2b\r\n"
 )
 ESP8266_SDIO_BANNER = b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(7,6)\r\n\r\nwaiting host\r\n"
+
+ESP8266_GPIO2_LOW_BANNER = b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(%s,6)\r\n\r\n"
+ESP32_GPIO12_NORMAL_BANNER = (
+    ESP32_BANNER_HEAD
+    + b"rst:0x1 (POWERON_RESET),boot:0x33 (SPI_FAST_FLASH_BOOT)\r\n"
+    + b"flash read err, 1000\r\n"
+    + b"ets_main.c 371 \r\n"
+)
 
 EN_RC_WINDOW = 0.12  # seconds EN takes to rise after the host releases it (slow RC)
 STRAP_SETTLE = 0.005  # GPIO0 pulled low during the EN rise: reset ends this much later
@@ -327,11 +339,36 @@ class VirtualBoard:
         flash_id: int = DEFAULT_FLASH_ID,
         seed: int = 2217,
         log: bool = False,
+        probe_fault: ProbeFault | str | None = None,
+        model_baud: bool = False,
+        banner_on_connect: bool = False,
+        reboot_every: float | None = None,
+        pty_link: str | None = None,
+        vanish_after: float | None = None,
     ) -> None:
+        """Options for the ``espdiag probe`` tests (all off by default, so esptool runs are unchanged):
+
+        ``probe_fault``: a :class:`ProbeFault` board state; ``model_baud``: over RFC 2217 the ROM's boot
+        text arrives as garbage unless the host's baud equals the ROM's (74880 ESP8266, 115200 ESP32);
+        ``banner_on_connect``: reboot when a client connects (a board on a plain socket, as if RST was
+        pressed); ``reboot_every``: reboot periodically (a board behind a pty, which has no reset lines);
+        protocol ``pty``: serve on a pseudo-terminal, at ``pty_link`` (a symlink) if given;
+        ``vanish_after``: the pty disappears after so many seconds (an unplugged board).
+        """
         if chip not in ("esp8266", "esp32"):
             raise ValueError(f"unsupported chip {chip!r} (esp8266 or esp32)")
-        if protocol not in ("rfc2217", "socket"):
-            raise ValueError("protocol must be 'rfc2217' or 'socket'")
+        if protocol not in ("rfc2217", "socket", "pty"):
+            raise ValueError("protocol must be 'rfc2217', 'socket' or 'pty'")
+        self.probe_fault = ProbeFault(probe_fault) if probe_fault else None
+        if self.probe_fault and not self.probe_fault.applies_to(chip):
+            raise ValueError(f"{self.probe_fault.value!r} does not apply to {chip}")
+        self.model_baud = model_baud
+        self.banner_on_connect = banner_on_connect
+        self.reboot_every = reboot_every
+        self.pty_link = pty_link
+        self.vanish_after = vanish_after
+        self._pty: tuple[int, int] | None = None
+        self.pty_path = ""
         self.fault = Fault.parse(fault)
         if not self.fault.applies_to(chip):
             raise ValueError(f"fault {self.fault.value!r} does not apply to {chip}")
@@ -343,7 +380,8 @@ class VirtualBoard:
         self.protocol = protocol
         self.host = host
         self.stop_after_blocks = stop_after_blocks
-        self.flash_id = 0xFFFFFF if self.fault is Fault.FLASH_ID_FFFFFF else flash_id
+        no_flash = self.fault is Fault.FLASH_ID_FFFFFF or self.probe_fault is ProbeFault.GPIO12_HIGH
+        self.flash_id = 0xFFFFFF if no_flash else flash_id
         self._rng = random.Random(seed)
         self._log_enabled = log
 
@@ -383,9 +421,13 @@ class VirtualBoard:
 
     @property
     def url(self) -> str:
+        if self.protocol == "pty":
+            return self.pty_link or self.pty_path
         return f"{self.protocol}://{self.host}:{self.port}"
 
     def start(self) -> VirtualBoard:
+        if self.protocol == "pty":
+            return self._start_pty()
         lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         lst.bind((self.host, 0))
@@ -398,12 +440,92 @@ class VirtualBoard:
         t = threading.Thread(target=self._accept_loop, name="vboard-accept", daemon=True)
         t.start()
         self._threads.append(t)
+        self._start_extras()
         return self
+
+    def _start_extras(self) -> None:
+        if self.reboot_every:
+            self._spawn(self._reboot_loop, "vboard-reboot")
+        if self.probe_fault is ProbeFault.NO_RESET_LINES:
+            self._spawn(self._app_chatter, "vboard-app")
+        if self.vanish_after is not None:
+            t = threading.Timer(self.vanish_after, self._vanish)
+            t.daemon = True
+            t.start()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _reboot_loop(self) -> None:
+        assert self.reboot_every is not None
+        while not self._stopping.wait(self.reboot_every):
+            self._boot(io0_low=False)
+
+    def _app_chatter(self) -> None:
+        n = 0
+        while not self._stopping.wait(0.1):
+            n += 1
+            with self._lock:
+                if self.state == "app":
+                    self._tx_text(f"loop {n}: sensor=21.5\r\n".encode(), 115200)
+
+    # ------------------------------------------------------------ pty
+
+    def _start_pty(self) -> VirtualBoard:
+        import tty
+
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        self._pty = (master, slave)
+        self.pty_path = os.ttyname(slave)
+        if self.pty_link:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.pty_link)
+            os.symlink(self.pty_path, self.pty_link)
+        self._boot(io0_low=False)
+        self._spawn(self._pty_loop, "vboard-pty")
+        self._start_extras()
+        return self
+
+    def _pty_loop(self) -> None:
+        assert self._pty is not None
+        master = self._pty[0]
+        while not self._stopping.is_set():
+            try:
+                ready, _, _ = select.select([master], [], [], 0.1)
+                if ready:
+                    data = os.read(master, 4096)
+                    if data:
+                        self._rx(data)
+            except OSError:
+                return
+
+    def _vanish(self) -> None:
+        """The board is unplugged: the device node goes away and reads fail."""
+        self._log("vanishing")
+        if self.pty_link:
+            with contextlib.suppress(OSError):
+                os.unlink(self.pty_link)
+        if self._pty is not None:
+            master, slave = self._pty
+            self._pty = None
+            for fd in (master, slave):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def stop(self) -> None:
         self._stopping.set()
         with self._lock:
             self._boot_gen += 1
+        if self.protocol == "pty":
+            self._vanish()
         for s in (self._conn, self._listener):
             if s is not None:
                 with contextlib.suppress(OSError):
@@ -443,6 +565,12 @@ class VirtualBoard:
             self._threads.append(t)
 
     def _send_raw(self, data: bytes) -> None:
+        if self.protocol == "pty":
+            pty_fds = self._pty
+            if pty_fds is not None:
+                with self._send_lock, contextlib.suppress(OSError):
+                    os.write(pty_fds[0], data)
+            return
         conn = self._conn
         if conn is None:
             return
@@ -457,8 +585,20 @@ class VirtualBoard:
             data = data.replace(b"\xff", b"\xff\xff")
         self._send_raw(data)
 
+    def _tx_text(self, data: bytes, baud: int | None = None) -> None:
+        """Boot text from the UART at the ROM's own baud: garbage unless the host listens at that baud."""
+        if self.model_baud and self.protocol == "rfc2217":
+            rom_baud = baud or (74880 if self.model.name == "esp8266" else 115200)
+            if self.probe_fault is ProbeFault.WRONG_CRYSTAL:
+                rom_baud = rom_baud * 24 // 26  # a 24 MHz crystal where the ROM assumes 26/40 MHz
+            if self.host_baud != rom_baud:
+                data = self._noise(len(data))
+        self._tx(data)
+
     def _serve(self, conn: socket.socket) -> None:
         self._log("client connected")
+        if self.banner_on_connect:
+            threading.Timer(0.05, self._boot, args=(self.protocol == "socket",)).start()
         if self.protocol == "rfc2217":
             parser = TelnetParser(self._send_raw, self._rx, self._subneg)
             feed: Callable[[bytes], None] = parser.feed
@@ -518,6 +658,8 @@ class VirtualBoard:
         rising, the ROM samples it low and enters download mode; if the window
         runs out with GPIO0 high, the chip boots normally.
         """
+        if self.probe_fault is ProbeFault.NO_RESET_LINES:
+            return  # DTR/RTS go nowhere: no auto-reset circuit
         with self._lock:
             if dtr is not None:
                 self.dtr = dtr
@@ -566,8 +708,21 @@ class VirtualBoard:
             self._inflate = None
             self._reset_regs()
             f = self.fault
+            pf = self.probe_fault
             chip = self.model.name
+            if pf is ProbeFault.GPIO0_STUCK_LOW:
+                io0_low = True
             mode = "download" if io0_low else "app"
+            if pf is ProbeFault.GPIO2_LOW:
+                self.boots.append("gpio2-low")
+                self.state = "silent"
+                self._tx_text(ESP8266_GPIO2_LOW_BANNER % (b"0" if io0_low else b"2"))
+                return
+            if pf is ProbeFault.GPIO12_HIGH and not io0_low:
+                self.boots.append("flash-read-err")
+                self.state = "silent"
+                self._tx_text(ESP32_GPIO12_NORMAL_BANNER)
+                return
             if f is Fault.NO_DOWNLOAD_MODE:
                 mode = "silent"
             elif f is Fault.NORMAL_BOOT:
@@ -583,20 +738,22 @@ class VirtualBoard:
                 return
             if mode == "sdio":
                 self.state = "silent"
-                self._tx(ESP8266_SDIO_BANNER)
+                self._tx_text(ESP8266_SDIO_BANNER)
                 return
             if mode == "app":
                 self.state = "app"
-                self._tx(ESP8266_NORMAL_BANNER if chip == "esp8266" else ESP32_NORMAL_BANNER)
+                self._tx_text(ESP8266_NORMAL_BANNER if chip == "esp8266" else ESP32_NORMAL_BANNER)
                 return
             # download mode (also "deaf": prints the banner but ignores input)
             self.state = "deaf" if mode == "deaf" else "download"
             if f is Fault.GARBAGE:
                 self._tx(self._noise(24))
             elif chip == "esp8266":
-                self._tx(ESP8266_DOWNLOAD_BANNER)
+                self._tx_text(ESP8266_DOWNLOAD_BANNER)
+            elif pf is ProbeFault.GPIO12_HIGH:
+                self._tx_text(ESP32_DOWNLOAD_BANNER.replace(b"boot:0x3 ", b"boot:0x23 "))
             else:
-                self._tx(ESP32_DOWNLOAD_BANNER)
+                self._tx_text(ESP32_DOWNLOAD_BANNER)
 
     def _noise(self, n: int) -> bytes:
         # what 74880/230400 baud data looks like when sampled at 115200: mostly
@@ -770,7 +927,7 @@ class VirtualBoard:
         base = self.model.spi_base
         self.regs[addr] = value & 0xFFFFFFFF
         if addr == base and value & (1 << 18):  # SPI_CMD_USR: run a user command
-            cmd = self.regs.get(base + 0x24, 0) & 0xFF  # SPI_USR2: command value
+            cmd = self.regs.get(base + self.model.spi_usr2_offs, 0) & 0xFF  # SPI_USR2: command value
             w0 = base + self.model.spi_w0_offs
             if cmd == 0x9F:  # RDID
                 self.regs[w0] = self.flash_id

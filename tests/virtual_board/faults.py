@@ -57,6 +57,33 @@ class Fault(str, enum.Enum):
         return True
 
 
+class ProbeFault(str, enum.Enum):
+    """Board states for ``espdiag probe`` tests only (esptool runs do not iterate over these)."""
+
+    GPIO2_LOW = "gpio2-low"
+    """ESP8266 GPIO2 (D4) pulled low: 'boot mode:(2,6)' after a plain reset, '(0,6)' and silence in download mode."""
+
+    GPIO0_STUCK_LOW = "gpio0-stuck-low"
+    """GPIO0 held low by a peripheral: every reset, even a plain one, starts the serial bootloader."""
+
+    GPIO12_HIGH = "gpio12-high"
+    """ESP32 GPIO12 (MTDI) high: 1.8 V flash, 'boot:0x33' + 'flash read err'; in download mode the flash id reads 0xffffff."""
+
+    WRONG_CRYSTAL = "wrong-crystal"
+    """The crystal is not what the ROM expects: its boot text comes at an odd baud (garbage at 74880 and 115200);
+    SLIP still works because the ROM measures the host's baud on SYNC."""
+
+    NO_RESET_LINES = "no-reset-lines"
+    """DTR/RTS are not wired to EN/GPIO0 (no auto-reset circuit): resets do nothing, the program keeps printing."""
+
+    def applies_to(self, chip: str) -> bool:
+        if self is ProbeFault.GPIO2_LOW:
+            return chip == "esp8266"
+        if self is ProbeFault.GPIO12_HIGH:
+            return chip == "esp32"
+        return True
+
+
 class HostFault(str, enum.Enum):
     """Faults on the PC side of the cable; the harness runs esptool without any board."""
 
