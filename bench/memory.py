@@ -11,6 +11,8 @@ removes the file. The shapes are the ones that have broken the promise before (i
   line is distinct and updates the context (the context memo used to keep each of them), SIZE_MB;
 * ``distinct-lines``: 1 M distinct lines of sketch output (every line is parsed);
 * ``distinct-events``: 1 M distinct lines that are events (kept, counted, folded into the context);
+* ``long-lines``: 60 MB of the samples' lines, each made distinct and padded to the 4 KB a logical
+  line is cut at (the most an attempt's kept events and counted texts can hold);
 * ``run``: ``espdiag run -- cat LOG`` on the retry loop and on the stamped progress (the output
   arrives through a pipe, in small reads).
 
@@ -32,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _run import ESPDIAG, machine
 from biglog import write_log
+
+RUN = Path(__file__).resolve().parent / "_run.py"
 
 LIMIT_MB = 80.0
 
@@ -81,8 +85,14 @@ def write_distinct_events(path: Path, lines: int) -> None:
     _write_lines(path, lines * 30, line)
 
 
-def _tree_rss_kb(root: int) -> int:
-    """RSS of ``root`` and all its descendants, in KiB (0 if /proc cannot tell)."""
+def write_long_lines(path: Path, size: int) -> None:
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    texts = sorted({line for p in samples.glob("*.log") for line in p.read_bytes().splitlines() if line.strip()})
+    _write_lines(path, size, lambda i: b"%s %d %s\n" % (texts[i % len(texts)], i, b"y" * (4000 - len(texts[i % len(texts)]))))
+
+
+def _tree_rss_kb(root: int, alone: bool = False) -> int:
+    """RSS of ``root`` and all its descendants (or of ``root`` ``alone``), in KiB (0 if /proc cannot tell)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -101,34 +111,37 @@ def _tree_rss_kb(root: int) -> int:
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
-        todo.extend(children.get(pid, ()))
+        if not alone:
+            todo.extend(children.get(pid, ()))
     return total
 
 
 def measure(argv: list[str]) -> tuple[float, int, float]:
-    """Run ``argv``; return (wall seconds, exit code, peak RSS of its process tree in MB)."""
+    """Run ``argv``; return (wall seconds, exit code, peak RSS of its process tree in MB).
+
+    It runs under a small fresh wrapper (``bench/_run.py --child``), whose own memory is not counted:
+    a child's ``ru_maxrss`` includes what the process that forked it held at the fork, and this
+    script may just have held big write buffers.
+    """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        wrapper = subprocess.Popen([sys.executable, str(RUN), "--child", *argv], stdout=subprocess.PIPE, stderr=err)
         peak = 0
         have_proc = os.path.isdir("/proc/self")
-        while True:
-            # wait4 gives this child's own rusage (getrusage(RUSAGE_CHILDREN) would mix in earlier runs)
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while wrapper.poll() is None:
             if have_proc:
-                peak = max(peak, _tree_rss_kb(proc.pid))
+                peak = max(peak, _tree_rss_kb(wrapper.pid) - _tree_rss_kb(wrapper.pid, alone=True))
             time.sleep(0.01)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        assert wrapper.stdout is not None
+        code_s, rss_s = wrapper.stdout.read().decode().split()
         wall = time.perf_counter() - start
         err.seek(0)
         errors = err.read().decode("utf-8", "replace").strip()
-    if proc.returncode not in (0, 1) and errors:
+    code = int(code_s)
+    if code not in (0, 1) and errors:
         print(f"  stderr: {errors.splitlines()[-1]}")
     # the largest single process (exact, even between two samples): cat, or espdiag itself
-    peak = max(peak, usage.ru_maxrss)
-    return wall, proc.returncode, peak / 1024
+    return wall, code, max(peak, int(rss_s)) / 1024
 
 
 def main() -> int:
@@ -140,6 +153,7 @@ def main() -> int:
         "stamped-progress": (lambda p: write_stamped_progress(p, size), []),
         "distinct-lines": (lambda p: write_distinct_lines(p, 1_000_000), []),
         "distinct-events": (lambda p: write_distinct_events(p, 1_000_000), []),
+        "long-lines": (lambda p: write_long_lines(p, 60_000_000), []),
         "run-retry-loop": (lambda p: write_log(p, size), ["run", "--"]),
         "run-stamped-progress": (lambda p: write_stamped_progress(p, size), ["run", "--"]),
     }
