@@ -78,11 +78,15 @@ def diagnose_stream(stream: BinaryIO, name: str = "<stdin>", rules: RuleSet | No
     causes = ranking.rank(matches, session, ctx)
     judgement.after_rules(session, any(c.confidence >= 0.5 for c in causes))
     verdict = judgement.verdict
+    if judgement.failed_after_rules:
+        failed = max(failed, 1)  # this attempt counts as failed: the verdict and the count agree
     notes = [*judgement.notes, *notes, *judgement.late_notes]
+    boot_only = judgement.boot_only
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
-        attempts=attempts, failed_attempts=failed, first_line=session.first_line,
-        last_line=session.last_line, lines=lines, notes=notes,
+        attempts=0 if boot_only else attempts, failed_attempts=0 if boot_only else failed,
+        first_line=session.first_line, last_line=session.last_line, lines=lines, notes=notes,
+        upload=not boot_only,
     )
 
 

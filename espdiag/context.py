@@ -257,7 +257,7 @@ def update(ctx: Context, kind: str, fields: Mapping[str, FieldValue], text: str)
     elif kind == "writing":
         pct = fields.get("percent")
         if isinstance(pct, int):
-            ctx["write_percent"] = max(pct, int(ctx.get("write_percent", 0)))
+            ctx["write_percent"] = pct  # the last progress seen: where the write stood when it failed
     elif kind == "wrong_chip":
         family = chip_family(str(fields.get("detected", "")))
         if family:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from espdiag.errors import ExitCode, InputError
+from espdiag.render.safe import one_line
 
 if TYPE_CHECKING:
     from espdiag.report import Report
@@ -94,18 +95,19 @@ def open_input(name: str) -> Iterator[BinaryIO]:
         yield stdin_stream()
         return
     path = Path(name)
+    shown = one_line(name)  # a file name can hold terminal controls too
     try:
         if path.is_dir():
-            raise InputError(f"{name}: is a directory, not a log file")
+            raise InputError(f"{shown}: is a directory, not a log file")
         f = path.open("rb")
     except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
+        raise InputError(f"{shown}: no such file") from None
     except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
+        raise InputError(f"{shown}: permission denied") from None
     except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, not a log file") from None
+        raise InputError(f"{shown}: is a directory, not a log file") from None
     except OSError as e:
-        raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
+        raise InputError(f"{shown}: cannot read: {e.strerror or e}") from None
     with f:
         yield f
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls, DEL, C1 controls (an 8-bit terminal takes U+009B for ESC [, so a log could retitle the
+# window) and the bidi controls that make text read differently from what it is (Trojan Source)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # serial-monitor / logger time stamps: "12:34:56.789 -> ", "[12:34:56]", "2024-01-02 12:34:56,123 "
 _TIMESTAMP = re.compile(
     r"^(?:\d{1,2}:\d\d:\d\d(?:[.,]\d+)?\s*(?:->|\|)\s?"  # Arduino monitor "->", loggers "12:01:02 | "

@@ -15,33 +15,35 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from espdiag.errors import EspdiagError
+from espdiag.render.colour import use_colour
 
 if TYPE_CHECKING:
     from espdiag.report import Report
 
-# (reports, stream, verbose) -> None: writes one whole document for the given reports
-Renderer = Callable[["list[Report]", TextIO, bool], None]
+# (reports, stream, verbose, colour) -> None: writes one whole document for the given reports
+Renderer = Callable[["list[Report]", TextIO, bool, str], None]
 
 
 def _document(module: str) -> Renderer:
-    """A render module with ``render(reports) -> str`` (machine formats: verbosity does not apply)."""
+    """A render module with ``render(reports) -> str`` (machine formats: verbosity and colour do not apply)."""
 
-    def write(reports: list[Report], stream: TextIO, _verbose: bool) -> None:
+    def write(reports: list[Report], stream: TextIO, _verbose: bool, _colour: str) -> None:
         stream.write(importlib.import_module(f"espdiag.render.{module}").render(reports))
 
     return write
 
 
-def _text(reports: list[Report], stream: TextIO, verbose: bool) -> None:
+def _text(reports: list[Report], stream: TextIO, verbose: bool, _colour: str) -> None:
     from espdiag.render import text
+    from espdiag.render.layout import terminal_width
 
-    stream.write(text.render(reports, verbose))
+    stream.write(text.render(reports, verbose, terminal_width(stream)))
 
 
-def _rich(reports: list[Report], stream: TextIO, verbose: bool) -> None:
+def _rich(reports: list[Report], stream: TextIO, verbose: bool, colour: str) -> None:
     from espdiag.render import rich_out
 
-    rich_out.write(reports, stream, verbose)
+    rich_out.write(reports, stream, verbose, colour)  # --color decides, not rich's own detection
 
 
 RENDERERS: dict[str, Renderer] = {
@@ -102,23 +104,10 @@ def writing_stdout() -> Iterator[TextIO]:
 _WRITE_ERRORS = {getattr(errno, name, -1) for name in ("ENOSPC", "EIO", "EBADF", "EFBIG", "EDQUOT", "EINVAL", "EROFS")}
 
 
-def use_colour(stream: TextIO, colour: str) -> bool:
-    if colour == "always":
-        return True
-    if colour == "never" or os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    if os.environ.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
 def write_reports(reports: list[Report], fmt: str, colour: str, verbose: bool, stream: TextIO) -> None:
     if fmt == "auto":
         fmt = "rich" if use_colour(stream, colour) else "text"
-    RENDERERS[fmt](reports, stream, verbose)
+    RENDERERS[fmt](reports, stream, verbose, colour)
     stream.flush()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -43,6 +44,19 @@ def _values(ctx: Mapping[str, FieldValue], quoted: Iterable[Event]) -> Callable[
     return value
 
 
+_ASIDE = re.compile(r"\([^()]*\)")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def fix_meaning(text: str) -> str:
+    """A fix reduced to what it asks for: lower case, no asides in parentheses, no punctuation.
+
+    "Lower the upload speed to 115200 baud." and "Lower the upload speed to 115200 baud (460800 if
+    that works, to save time)." are one step, given once (the first, from the best-scoring rule).
+    """
+    return _NON_WORD.sub(" ", _ASIDE.sub(" ", text.lower())).strip()
+
+
 def _fix_text(fix: Fix, env: str) -> str:
     variant = fix.variants.get(env)
     if variant is None and env == "arduino-cli":
@@ -73,13 +87,16 @@ def rank(matches: list[Match], session: Session, ctx: Mapping[str, FieldValue]) 
         shown = _pick_evidence(sorted(evidence.values(), key=lambda e: e.line))
         counts = {e.text: session.text_counts.get(e.text, 1) for e in shown}
         fixes: list[str] = []
+        said: set[str] = set()  # the meaning of each fix given (two rules often share one)
         for m in group:
             for fix in m.rule.fixes:
                 if fix.unless is not None and evaluate(fix.unless, session, ctx)[0]:
                     continue
-                text = fill(_fix_text(fix, env), _values(ctx, m.evidence))
-                if text not in fixes:
-                    fixes.append(text)
+                values = _values(ctx, m.evidence)
+                key = fix_meaning(fill(fix.text, values))
+                if key not in said:
+                    said.add(key)
+                    fixes.append(fill(_fix_text(fix, env), values))
         docs = tuple(dict.fromkeys(d for m in group for d in m.rule.docs))
         causes.append(Cause(
             id=cause_id, confidence=confidence, title=fill(best.rule.title, value),

@@ -1,7 +1,8 @@
 """Read a log as bytes and yield physical lines with their original line numbers.
 
 Decoding is robust on purpose: UTF-8 (with or without BOM), UTF-16 with a BOM (PowerShell's ``>``)
-or without one (detected from NUL bytes), and invalid bytes replaced. The input is streamed so
+or without one (detected from NUL bytes), and invalid bytes replaced. A BOM is checked against the
+bytes after it, and binary data is told from text by counting junk over the whole input. The input is streamed so
 memory does not grow with the size of the log.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from espdiag.errors import InputError
+from espdiag.render.safe import one_line
 
 CHUNK = 1 << 16  # what is sniffed for the encoding
 BLOCK = 1 << 20  # what is read and split at a time
@@ -22,27 +24,94 @@ def sniff_encoding(head: bytes) -> str:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    sample = head[:4096]
-    if len(sample) >= 4:
-        even_nul = sample[0::2].count(0)
-        odd_nul = sample[1::2].count(0)
-        half = len(sample) // 2
-        # text in UTF-16 has a NUL in every other byte; binary junk has them everywhere or nowhere
-        if odd_nul > 0.4 * half and even_nul < 0.05 * half:
-            return "utf-16-le"
-        if even_nul > 0.4 * half and odd_nul < 0.05 * half:
-            return "utf-16-be"
-    return "utf-8"
+        # two bytes are no proof: a stray FF FE before an ASCII log (a serial monitor, a paste) would
+        # turn the whole log into CJK-looking garbage. Trust the BOM unless the rest reads as UTF-8.
+        rest = head[2:4096]
+        if _nul_pattern(rest) or not _reads_as_utf8(rest):
+            return "utf-16"
+        return "utf-8"  # the stray bytes are invalid UTF-8: replaced, then dropped by normalise
+    return _nul_pattern(head[:4096]) or "utf-8"
 
 
-def looks_binary(head: bytes, encoding: str) -> bool:
-    if encoding.startswith("utf-16") or not head:
-        return False
-    sample = head[:4096].decode("utf-8", "replace")
-    # a log with some boot garbage is still mostly text; random or binary data is not
-    junk = sum(1 for ch in sample if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\x1b"))
-    return junk > 0.3 * len(sample)
+def _nul_pattern(sample: bytes) -> str:
+    """``utf-16-le``/``utf-16-be`` when the bytes look like UTF-16 text without a BOM, else ``""``."""
+    if len(sample) < 4:
+        return ""
+    even_nul = sample[0::2].count(0)
+    odd_nul = sample[1::2].count(0)
+    half = len(sample) // 2
+    # text in UTF-16 has a NUL in every other byte; binary junk has them everywhere or nowhere
+    if odd_nul > 0.4 * half and even_nul < 0.05 * half:
+        return "utf-16-le"
+    if even_nul > 0.4 * half and odd_nul < 0.05 * half:
+        return "utf-16-be"
+    return ""
+
+
+def _reads_as_utf8(sample: bytes) -> bool:
+    """Mostly valid UTF-8 with few control bytes: a text log, not UTF-16 (whose ASCII halves are NULs)."""
+    return bool(sample) and _junk(sample) <= 0.05 * len(sample)
+
+
+# every byte that text may hold: printable ASCII, tab, line ends, ESC, and the bytes of non-ASCII
+# characters (their validity is checked by decoding). What is left after deleting these is junk.
+_TEXT_BYTES = bytes([9, 10, 13, 27, *range(32, 127), *range(128, 256)])
+JUNK_LINE = 0.3  # a line with more junk than this share of its bytes is garbage
+BINARY_SHARE = 0.5  # more garbage lines than this share of all lines, and the input is not a log
+EARLY = 4 << 20  # after this many bytes of mostly garbage, stop reading: no log starts with 4 MiB of it
+
+
+def _junk(data: bytes) -> int:
+    """Control bytes and invalid UTF-8 sequences in ``data``."""
+    junk = len(data.translate(None, _TEXT_BYTES))
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if e.reason != "unexpected end of data":  # a character cut by a block boundary is no junk
+                junk += data.decode("utf-8", "replace").count("\ufffd")
+    return junk
+
+
+class _JunkCounter:
+    """Reads a stream and keeps a running count of its lines and of the garbage lines among them.
+
+    Binary-ness is decided over the whole input, in constant memory (two counters): a serial capture
+    may start with a few hundred bytes of wrong-baud boot garbage and still be a log. Counting lines
+    rather than bytes means one long garbage line cannot outweigh the log that follows it, while a
+    binary file (firmware, archive, random data) is garbage from one 0x0A byte to the next.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self._read = stream.read
+        self.name = name
+        self.bytes = 0
+        self.lines = 0
+        self.garbage = 0
+
+    def count(self, data: bytes) -> bytes:
+        self.bytes += len(data)
+        if not _junk(data):  # the usual case: a whole block of text, counted in C
+            self.lines += data.count(b"\n") + 1
+            return data
+        for line in data.split(b"\n"):  # a line cut by a block boundary counts as two: close enough
+            self.lines += 1
+            self.garbage += _junk(line) > JUNK_LINE * len(line)
+        if self.bytes >= EARLY:
+            self.check()
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._read(n)
+        return self.count(data) if data else data
+
+    def binary(self) -> bool:
+        return self.garbage > BINARY_SHARE * self.lines
+
+    def check(self) -> None:
+        if self.binary():
+            # the name goes to a terminal: a control character in it must not act there
+            raise InputError(f"{one_line(self.name)}: this looks like binary data, not an upload log")
 
 
 def iter_lines(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int, bytes]]:
@@ -63,14 +132,14 @@ def iter_batches(stream: BinaryIO, name: str = "<stdin>") -> Iterator[tuple[int,
     """
     head = stream.read(CHUNK)
     encoding = sniff_encoding(head)
-    if looks_binary(head, encoding):
-        raise InputError(f"{name}: this looks like binary data, not an upload log")
     if encoding.startswith("utf-16"):
         yield from _transcoded(head, stream, encoding)
         return
     if encoding == "utf-8-sig":
         head = head[len(codecs.BOM_UTF8) :]
-    yield from _split(head, stream)
+    counter = _JunkCounter(stream, name)
+    yield from _split(counter.count(head), counter)  # type: ignore[arg-type]
+    counter.check()  # at the end: the lines were parsed already, but nothing is reported for them
 
 
 _HALF = MAX_PHYSICAL // 2

@@ -542,7 +542,8 @@ class Judgement:
     and the notes that explain an override (``notes`` come first in the report, ``late_notes`` last)."""
 
     verdict: str
-    boot_only: bool = False  # no upload at all, only boot output that booted from flash
+    boot_only: bool = False  # the log holds the chip's boot output and nothing of an upload
+    failed_after_rules: bool = False  # after_rules made it a failure: the attempt counts as failed
     notes: list[str] = field(default_factory=list)
     late_notes: list[str] = field(default_factory=list)
 
@@ -553,26 +554,35 @@ class Judgement:
         if self.verdict == "success" and not self.boot_only and not verified(session):
             # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
             self.verdict = "failure"
+            self.failed_after_rules = True
             self.late_notes.append("Nothing in the log verifies the written data, and the log shows a problem.")
         elif self.boot_only:
             # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
             self.verdict = "failure"
-            self.notes[0] = "This log holds no upload, only the chip's boot output, and that output shows a problem."
 
 
 def judge(session: Session) -> Judgement:
     """The verdict before the rules run: the attempt's own, unless the log says more."""
     judgement = Judgement(session.verdict)
-    if judgement.verdict == "unknown" and boot_only_success(session):
+    # no upload at all: the report has its own wording for that (report.py)
+    judgement.boot_only = judgement.verdict == "unknown" and boot_output_only(session)
+    if judgement.boot_only and boot_only_success(session):
         judgement.verdict = "success"
-        judgement.boot_only = True
-        judgement.notes.append("This log holds no upload, only the chip's boot output; it booted from flash, "
-                               "so the firmware was written.")
     if judgement.verdict == "failure" and failed_only_after_upload(session):
         judgement.verdict = "success"
         judgement.notes.append("The data was written and verified; the error came from a step after the upload "
                                "(resetting the chip or opening a monitor).")
     return judgement
+
+
+_BOOT_KINDS = frozenset({"rom_banner_8266", "rom_banner_32", "rom_boot_note", "brownout", "flash_read_err",
+                         "invalid_header"})
+
+
+def boot_output_only(session: Session) -> bool:
+    """The log holds the chip's boot output and nothing of an upload (no flasher, no wrapper)."""
+    kinds = session.kinds
+    return any(k in _BOOT_KINDS for k in kinds) and all(KINDS[k].role in ("info", "other") for k in kinds)
 
 
 def boot_only_success(session: Session) -> bool:

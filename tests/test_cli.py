@@ -227,10 +227,11 @@ def test_a_format_is_one_registry_line(capsys, monkeypatch) -> None:
     from espdiag import output
 
     assert ("auto", *output.RENDERERS) == output.FORMATS
-    shipped = {p.stem for p in (PACKAGE / "render").glob("*.py")} - {"__init__", "layout"}
+    helpers = {"__init__", "layout", "safe", "colour"}  # shared by the formats, not formats themselves
+    shipped = {p.stem for p in (PACKAGE / "render").glob("*.py")} - helpers
     registered = set(output.RENDERERS) | {"json_out", "rich_out"}
     assert shipped <= registered, f"render modules without a --format: {shipped - registered}"
-    monkeypatch.setitem(output.RENDERERS, "count", lambda reports, stream, verbose: stream.write(f"{len(reports)}\n"))
+    monkeypatch.setitem(output.RENDERERS, "count", lambda reports, stream, verbose, colour: stream.write(f"{len(reports)}\n"))
     monkeypatch.setattr(output, "FORMATS", ("auto", *output.RENDERERS))
     monkeypatch.setattr("espdiag.main.FORMATS", output.FORMATS)
     code, out, _ = run(["--format", "count", str(SAMPLES / "esptool4-success.log")], capsys, monkeypatch)

@@ -46,11 +46,11 @@ def test_check_unexplained_failure_from_stdin(capsys, monkeypatch) -> None:
 
 
 def test_check_threshold_applies_to_logs_that_did_not_fail(capsys, monkeypatch) -> None:
-    boot = str(SAMPLES / "boot-log-gpio15-high.log")  # boot output only, showing GPIO15 high
-    code, out, _ = run(["check", boot], capsys, monkeypatch)
-    assert code == 1 and "strapping-gpio15" in out
-    code, out, _ = run(["check", "--fail-on", "1", boot], capsys, monkeypatch)
-    assert code == 0 and "strapping-gpio15" not in out
+    stuck = str(SAMPLES / "s3-download-mode-stuck.log")  # written and verified, then left in download mode (45 %)
+    code, out, _ = run(["check", "--fail-on", "0.4", stuck], capsys, monkeypatch)
+    assert code == 1 and "usb-native-reenumeration" in out
+    code, out, _ = run(["check", "--fail-on", "1", stuck], capsys, monkeypatch)
+    assert code == 0 and "usb-native-reenumeration" not in out
 
 
 def test_check_keeps_going_after_an_unreadable_file(capsys, monkeypatch, tmp_path) -> None:

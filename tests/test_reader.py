@@ -89,3 +89,72 @@ def test_long_line_without_newline_is_cut() -> None:
 def test_sniff() -> None:
     assert sniff_encoding(b"abc") == "utf-8"
     assert sniff_encoding("abc".encode("utf-16-le")) == "utf-16-le"
+
+
+FAILING = b"esptool.py v4.7.0\nSerial port /dev/ttyUSB0\nConnecting......\nA fatal error occurred: Failed to connect to ESP32: No serial data received.\n"
+
+
+@pytest.mark.parametrize("bom", [codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE], ids=["ff-fe", "fe-ff"])
+def test_a_stray_utf16_bom_before_an_ascii_log_is_not_trusted(bom: bytes) -> None:
+    from espdiag.api import diagnose_bytes
+
+    assert sniff_encoding(bom + FAILING) == "utf-8"
+    report = diagnose_bytes(bom + FAILING)
+    assert report.verdict == "failure"
+    assert lines_of(bom + FAILING)[0] == (1, "esptool.py v4.7.0")
+
+
+def test_a_real_utf16_log_with_a_bom_is_still_utf16() -> None:
+    data = FAILING.decode().encode("utf-16")
+    assert sniff_encoding(data) == "utf-16"
+    # UTF-16 of text that is not ASCII has no NUL pattern, and is not UTF-8 either
+    cjk = "串口 COM3 连接失败\n".encode("utf-16")
+    assert sniff_encoding(cjk) == "utf-16"
+
+
+def _boot_garbage(n: int) -> bytes:
+    import random
+
+    rnd = random.Random(n)  # wrong-baud ROM output: mostly high bytes and NULs
+    return bytes(rnd.choice([0, 0x80, 0xe0, 0xf8, 0xfe, 0xff, rnd.randrange(256)]) for _ in range(n))
+
+
+@pytest.mark.parametrize("n", [300, 700, 5000])
+def test_boot_garbage_before_a_log_does_not_make_it_binary(n: int) -> None:
+    from espdiag.api import diagnose_bytes
+
+    report = diagnose_bytes(_boot_garbage(n) + b"\r\n" + FAILING)
+    assert report.verdict == "failure"
+
+
+def test_binary_is_decided_by_the_whole_input_not_its_start() -> None:
+    data = FAILING * 50 + bytes(range(32)) * 4000  # 7 KB of text first, then mostly binary
+    with pytest.raises(InputError, match="binary"):
+        list(iter_lines(io.BytesIO(data), "mixed.bin"))
+
+
+def test_a_large_binary_input_is_refused_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    from espdiag import reader
+
+    monkeypatch.setattr(reader, "BLOCK", 4096)
+    monkeypatch.setattr(reader, "EARLY", 64 << 10)
+    read = []
+
+    class Endless(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+            read.append(len(b))
+            b[:] = bytes(range(32))[: len(b)] * (len(b) // 32) + bytes(len(b) % 32)
+            return len(b)
+
+    with pytest.raises(InputError, match="binary"):
+        list(iter_lines(Endless(), "zero.bin"))  # type: ignore[arg-type]
+    assert sum(read) < 1 << 20
+
+
+def test_the_binary_error_shows_control_characters_in_the_name() -> None:
+    with pytest.raises(InputError) as info:
+        list(iter_lines(io.BytesIO(bytes(range(32)) * 100), "x\x1b]0;owned\x07\n.bin"))
+    assert str(info.value).startswith("x\\x1b]0;owned\\x07\\n.bin: ")

@@ -310,47 +310,54 @@ def test_the_parser_emits_only_declared_fields() -> None:
     assert not undeclared
 
 
-def test_every_field_the_grammar_can_give_is_declared() -> None:
-    """Each kind's fields, derived from the grammar: the named terminals its rule (or a rule around it) holds."""
-    by_origin: dict[str, list[object]] = {}
-    for r in parser().rules:
-        by_origin.setdefault(r.origin.name, []).append(r)
+def _kind_of(r: object) -> str | None:
+    name = (str(r.alias) if r.alias else r.origin.name).split("__", 1)[0]  # type: ignore[attr-defined]
+    return name if name in KINDS else None
 
-    def kind_of(r: object) -> str | None:
-        name = (str(r.alias) if r.alias else r.origin.name).split("__", 1)[0]  # type: ignore[attr-defined]
-        return name if name in KINDS else None
 
-    def reach(rules: list[object], seen: set[str]) -> tuple[set[str], set[str]]:
-        """(fields, kinds) reachable from ``rules`` without entering another kind."""
-        fields: set[str] = set()
-        kinds: set[str] = set()
-        for r in rules:
-            for sym in r.expansion:  # type: ignore[attr-defined]
-                if sym.is_term and not sym.filter_out and sym.name not in _SKIP:
-                    fields.add(_CLEAN.get(sym.name, (sym.name.lower(), None))[0])
-                elif not sym.is_term and sym.name not in seen:
-                    seen.add(sym.name)
-                    subs = by_origin.get(sym.name, [])
-                    kinds |= {k for s in subs if (k := kind_of(s))}
-                    f, k = reach([s for s in subs if kind_of(s) is None], seen)
-                    fields, kinds = fields | f, kinds | k
-        return fields, kinds
+def _reach(rules: list[object], seen: set[str], by_origin: dict[str, list[object]]) -> tuple[set[str], set[str]]:
+    """(fields, kinds) reachable from ``rules`` without entering another kind."""
+    fields: set[str] = set()
+    kinds: set[str] = set()
+    for r in rules:
+        for sym in r.expansion:  # type: ignore[attr-defined]
+            if sym.is_term and not sym.filter_out and sym.name not in _SKIP:
+                fields.add(_CLEAN.get(sym.name, (sym.name.lower(), None))[0])
+            elif not sym.is_term and sym.name not in seen:
+                seen.add(sym.name)
+                subs = by_origin.get(sym.name, [])
+                kinds |= {k for s in subs if (k := _kind_of(s))}
+                f, k = _reach([s for s in subs if _kind_of(s) is None], seen, by_origin)
+                fields, kinds = fields | f, kinds | k
+    return fields, kinds
 
-    own: dict[str, set[str]] = {}
-    inner: dict[str, set[str]] = {}
-    for kind in KINDS:
-        own[kind], inner[kind] = reach([r for rs in by_origin.values() for r in rs if kind_of(r) == kind], set())
-    around, _ = reach(by_origin["start"], set())
-    assert around <= set(COMMON_FIELDS)
-    possible = {k: own[k] | around for k in KINDS}
+
+def _pass_down_outer_fields(possible: dict[str, set[str]], inner: dict[str, set[str]]) -> None:
+    """A kind inside another kind's rule gets that rule's fields too, through any depth of nesting."""
     changed = True
-    while changed:  # a kind inside another kind's rule gets that rule's fields too
+    while changed:
         changed = False
         for outer in KINDS:
             for k in inner[outer]:
                 if not possible[outer] <= possible[k]:
                     possible[k] |= possible[outer]
                     changed = True
+
+
+def test_every_field_the_grammar_can_give_is_declared() -> None:
+    """Each kind's fields, derived from the grammar: the named terminals its rule (or a rule around it) holds."""
+    by_origin: dict[str, list[object]] = {}
+    for r in parser().rules:
+        by_origin.setdefault(r.origin.name, []).append(r)
+    own: dict[str, set[str]] = {}
+    inner: dict[str, set[str]] = {}
+    for kind in KINDS:
+        rules = [r for rs in by_origin.values() for r in rs if _kind_of(r) == kind]
+        own[kind], inner[kind] = _reach(rules, set(), by_origin)
+    around, _ = _reach(by_origin["start"], set(), by_origin)
+    assert around <= set(COMMON_FIELDS)
+    possible = {k: own[k] | around for k in KINDS}
+    _pass_down_outer_fields(possible, inner)
     undeclared = {k: sorted(f - fields_of(k)) for k, f in possible.items() if f - fields_of(k)}
     assert not undeclared
     assert set(FIELDS) <= set(KINDS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,48 +43,74 @@ def _fatal_connect(chip: str, cause: str) -> list[str]:
     return [f"Failed to connect to {CHIP_NAME[chip]}: {cause}"]
 
 
+def _normal_boot(v: int, chip: str) -> tuple[bool, list[str]]:
+    if chip == "esp32":
+        return False, _fatal_connect(chip, "Wrong boot mode detected (0x13)!")
+    return False, _fatal_connect(chip, "No serial data received.")  # ESP8266 has no boot-log check
+
+
+def _stop_mid_write(v: int, chip: str) -> tuple[bool, list[str]]:
+    final = {3: "StopIteration", 4: "The chip stopped responding."}.get(v, "No more data to read from the serial port.")
+    return False, ["Writing at 0x", final]
+
+
+def _wrong_chip(v: int, chip: str) -> tuple[bool, list[str]]:
+    actual = "ESP32-S3" if chip == "esp32" else "ESP32"
+    if v >= 5:
+        return False, [f"This chip is {actual}, not {CHIP_NAME[chip]}. Wrong chip argument?"]
+    return False, [f"This chip is {actual} not {CHIP_NAME[chip]}. Wrong --chip argument?"]
+
+
+def _flash_id_ffffff(v: int, chip: str) -> tuple[bool, list[str]]:
+    final = {
+        3: "MD5 of file does not match data in flash!",
+        # esptool 4.8.1 itself crashes when the flash size cannot be detected
+        4: "TypeError: '>' not supported between instances of 'int' and 'NoneType'",
+    }.get(v, "Write failed, the written flash region is empty.")
+    return False, ["Failed to communicate with the flash chip", final]
+
+
+def _port_missing(v: int, chip: str) -> tuple[bool, list[str]]:
+    if v < 4:
+        return False, [f"could not open port {MISSING_PORT}", "No such file or directory"]
+    return False, [f"Could not open {MISSING_PORT}, the port is busy or doesn't exist.", "Errno 2"]
+
+
+def _port_permission(v: int, chip: str) -> tuple[bool, list[str]]:
+    if v < 4:
+        return False, ["Permission denied"]
+    return False, ["Permission denied", "Hint: Try to add user into dialout or uucp group."]
+
+
+# faults where esptool gives up while connecting, with the same words in every version
+CONNECT_FAILURES = {
+    "no-download-mode": "No serial data received.",
+    "gpio15-high": "No serial data received.",
+    "no-sync-reply": "Download mode successfully detected, but getting no sync reply",
+    "garbage": "Invalid head of packet (0x",
+}
+# faults whose words depend on the esptool major version or the chip
+EXPECTATIONS: dict[str, Callable[[int, str], tuple[bool, list[str]]]] = {
+    "normal-boot": _normal_boot,
+    "stop-mid-write": _stop_mid_write,
+    "wrong-chip": _wrong_chip,
+    "flash-id-ffffff": _flash_id_ffffff,
+    "port-missing": _port_missing,
+    "port-permission": _port_permission,
+}
+
+
 def expected_messages(version: str, fault: str, chip: str) -> tuple[bool, list[str]]:
     """(success?, substrings esptool must print) for one run of the write."""
     v = major(version)
     if fault == "none":
         return True, ["Hash of data verified."]
-    if fault == "no-download-mode":
-        return False, _fatal_connect(chip, "No serial data received.")
-    if fault == "normal-boot":
-        if chip == "esp32":
-            return False, _fatal_connect(chip, "Wrong boot mode detected (0x13)!")
-        return False, _fatal_connect(chip, "No serial data received.")  # ESP8266 has no boot-log check
-    if fault == "gpio15-high":
-        return False, _fatal_connect(chip, "No serial data received.")
-    if fault == "no-sync-reply":
-        return False, _fatal_connect(chip, "Download mode successfully detected, but getting no sync reply")
-    if fault == "garbage":
-        return False, _fatal_connect(chip, "Invalid head of packet (0x")
-    if fault == "stop-mid-write":
-        final = {3: "StopIteration", 4: "The chip stopped responding."}.get(v, "No more data to read from the serial port.")
-        return False, ["Writing at 0x", final]
-    if fault == "wrong-chip":
-        actual = "ESP32-S3" if chip == "esp32" else "ESP32"
-        if v >= 5:
-            return False, [f"This chip is {actual}, not {CHIP_NAME[chip]}. Wrong chip argument?"]
-        return False, [f"This chip is {actual} not {CHIP_NAME[chip]}. Wrong --chip argument?"]
-    if fault == "flash-id-ffffff":
-        final = {
-            3: "MD5 of file does not match data in flash!",
-            # esptool 4.8.1 itself crashes when the flash size cannot be detected
-            4: "TypeError: '>' not supported between instances of 'int' and 'NoneType'",
-        }.get(v, "Write failed, the written flash region is empty.")
-        return False, ["Failed to communicate with the flash chip", final]
-    if fault == "port-missing":
-        if v < 4:
-            return False, [f"could not open port {MISSING_PORT}", "No such file or directory"]
-        return False, [f"Could not open {MISSING_PORT}, the port is busy or doesn't exist.", "Errno 2"]
     if fault == "port-busy":
         return False, ["the port is busy or doesn't exist", "Could not exclusively lock port"]
-    if fault == "port-permission":
-        if v < 4:
-            return False, ["Permission denied"]
-        return False, ["Permission denied", "Hint: Try to add user into dialout or uucp group."]
+    if fault in CONNECT_FAILURES:
+        return False, _fatal_connect(chip, CONNECT_FAILURES[fault])
+    if fault in EXPECTATIONS:
+        return EXPECTATIONS[fault](v, chip)
     raise AssertionError(f"no expectation for {fault}")
 
 

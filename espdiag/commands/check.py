@@ -21,6 +21,8 @@ from typing import TextIO
 from espdiag.errors import ExitCode
 from espdiag.inputs import diagnose_files, stops_inside_attempt
 from espdiag.output import RENDERERS, write_reports, writing_stdout
+from espdiag.render import github
+from espdiag.render.safe import one_line
 from espdiag.report import Report
 from espdiag.rules import RuleSet
 
@@ -55,10 +57,13 @@ def check(files: Sequence[str], rules: RuleSet, fmt: str = "line", fail_on: floa
         print(f"espdiag: {error}", file=err)
     with writing_stdout() as out:
         if fmt in ("line", "github"):
+            summaries = [line(report, fail_on) for report in reports]
             if fmt == "github":
-                write_reports(reports, "github", "never", False, out)
-            for report in reports:
-                out.write(line(report, fail_on) + "\n")
+                out.write(github.render(reports, fail_on))  # annotation levels follow --fail-on
+                summaries = github.plain_lines(summaries)  # a file name cannot inject a workflow command
+            else:
+                summaries = [one_line(s) for s in summaries]  # nor act on a terminal
+            out.write("".join(s + "\n" for s in summaries))
         elif reports:
             write_reports(reports, fmt, "never", False, out)
     if errors:

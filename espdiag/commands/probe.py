@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from espdiag.errors import ExitCode
-from espdiag.output import prepare_stdout, write_reports
-from espdiag.render import FORMATS
+from espdiag.output import FORMATS, prepare_stdout, write_reports
 from espdiag.rules import RuleSet
 
 if TYPE_CHECKING:

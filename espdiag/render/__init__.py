@@ -1,6 +1,5 @@
-"""Output formats. Each module turns a list of Reports into text; only main.py writes to streams."""
+"""Output formats: each module turns a list of Reports into text (the registry is in espdiag/output.py).
 
-from __future__ import annotations
-
-# every --format value; "auto" picks rich on a terminal, text otherwise (espdiag/output.py)
-FORMATS = ("auto", "rich", "text", "json", "markdown", "github", "sarif")
+layout.py (the human report's lines), safe.py (escaping what came from a log or a file name) and
+colour.py (whether to colour) are shared by the formats.
+"""

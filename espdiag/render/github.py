@@ -1,6 +1,6 @@
 """``--format github``: GitHub Actions workflow commands, so causes appear as annotations on the log.
 
-One ``::error`` per likely cause (confidence >= 0.5; ``::warning`` below that) placed on the cause's
+One ``::error`` per likely cause (confidence >= ``--fail-on``, 0.5 by default; ``::warning`` below that) placed on the cause's
 first evidence line, with the other evidence lines, the explanation and the fixes in the message.
 An unexplained failure is one ``::error`` on the last line of the attempt; a success is a ``::notice``.
 GitHub shows at most 10 errors and 10 warnings per step, so only the top causes are annotated.
@@ -8,7 +8,10 @@ GitHub shows at most 10 errors and 10 warnings per step, so only the top causes 
 
 from __future__ import annotations
 
+import secrets
+
 from espdiag.ranking import Cause
+from espdiag.render.safe import one_line, visible
 from espdiag.report import Report
 
 MAX_CAUSES = 5
@@ -16,7 +19,9 @@ LIKELY = 0.5
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message: line breaks can end the command, so they are encoded; other
+    control characters (ESC, C1, bidi) are made visible."""
+    return visible(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:
@@ -45,13 +50,27 @@ def _message(cause: Cause) -> str:
     return "\n".join(parts)
 
 
-def lines(report: Report) -> list[str]:
+def plain_lines(lines: list[str]) -> list[str]:
+    """Lines of plain text that hold file names or log text (``espdiag check``'s summary lines), safe
+    to print into a workflow log: a line break in a name is shown as ``\\n``, and when a line could
+    still be read as a workflow command (a file named ``::error::x``), command processing is stopped
+    around them with a token nobody can guess."""
+    safe = [one_line(line) for line in lines]
+    if not any(line.lstrip().startswith(("::", "##[")) for line in safe):
+        return safe
+    token = secrets.token_hex(16)
+    return [f"::stop-commands::{token}", *safe, f"::{token}::"]
+
+
+def lines(report: Report, fail_on: float = LIKELY) -> list[str]:
+    """The annotations for one report; a cause at or above ``fail_on`` (``check --fail-on``) is an
+    ``::error`` when the upload failed, a lower one a ``::warning``."""
     file = _file(report)
     out = []
     if report.verdict == "success" and not report.causes:
         return [command("notice", report.summary, file=file, title="espdiag: upload succeeded")]
     for cause in report.causes[:MAX_CAUSES]:
-        kind = "error" if cause.confidence >= LIKELY and report.verdict == "failure" else "warning"
+        kind = "error" if cause.confidence >= fail_on and report.verdict == "failure" else "warning"
         first = cause.evidence[0].line if cause.evidence else (report.last_line or None)
         last = cause.evidence[-1].line if cause.evidence else None
         # a range is only given for contiguous evidence; otherwise the message lists the lines
@@ -59,7 +78,7 @@ def lines(report: Report) -> list[str]:
         out.append(command(kind, _message(cause), file=file, line=first,
                            endLine=last if contiguous and last != first else None,
                            title=f"espdiag: {cause.title}"))
-    if report.verdict == "failure" and not any(c.confidence >= LIKELY for c in report.causes):
+    if report.verdict == "failure" and not any(c.confidence >= fail_on for c in report.causes):
         steps = "\n".join(f"{i}. {s}" for i, s in enumerate(report.checklist, 1))
         out.append(command("error", f"{report.summary}\n{steps}".strip(), file=file,
                            line=report.last_line or None, title="espdiag: upload failed, cause unknown"))
@@ -68,5 +87,5 @@ def lines(report: Report) -> list[str]:
     return out
 
 
-def render(reports: list[Report]) -> str:
-    return "".join(line + "\n" for report in reports for line in lines(report))
+def render(reports: list[Report], fail_on: float = LIKELY) -> str:
+    return "".join(line + "\n" for report in reports for line in lines(report, fail_on))

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from espdiag.checks import to_json as checks_json
+from espdiag.render.safe import json_text
 from espdiag.report import SCHEMA, Report
 
 
@@ -17,6 +18,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "tool": report.tool,
         "summary": report.summary,
         "context": report.context,
+        "upload": report.upload,
         "attempts": report.attempts,
         "failed_attempts": report.failed_attempts,
         "diagnosed_lines": [report.first_line, report.last_line],
@@ -45,5 +47,5 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 def render(reports: list[Report]) -> str:
     if len(reports) == 1:
-        return json.dumps(to_dict(reports[0]), indent=2, ensure_ascii=False) + "\n"
-    return json.dumps([to_dict(r) for r in reports], indent=2, ensure_ascii=False) + "\n"
+        return json_text(json.dumps(to_dict(reports[0]), indent=2, ensure_ascii=False)) + "\n"
+    return json_text(json.dumps([to_dict(r) for r in reports], indent=2, ensure_ascii=False)) + "\n"

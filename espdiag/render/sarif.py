@@ -14,6 +14,7 @@ from typing import Any
 
 from espdiag import __version__
 from espdiag.ranking import Cause
+from espdiag.render.safe import json_text
 from espdiag.report import CHECKLIST, Report
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -113,4 +114,4 @@ def to_dict(reports: list[Report]) -> dict[str, Any]:
 
 
 def render(reports: list[Report]) -> str:
-    return json.dumps(to_dict(reports), indent=2, ensure_ascii=False) + "\n"
+    return json_text(json.dumps(to_dict(reports), indent=2, ensure_ascii=False)) + "\n"

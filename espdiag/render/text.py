@@ -6,8 +6,9 @@ from espdiag.render.layout import layout
 from espdiag.report import Report
 
 
-def render(reports: list[Report], verbose: bool = False) -> str:
+def render(reports: list[Report], verbose: bool = False, width: int | None = None) -> str:
+    """The report as plain text; ``width`` (see ``layout.terminal_width``) wraps it for a terminal."""
     parts = []
     for report in reports:
-        parts.append("".join(text for _style, text in layout(report, verbose)))
+        parts.append("".join(text for _style, text in layout(report, verbose, width)))
     return "\n".join(parts)

@@ -38,7 +38,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .faults import Fault, ProbeFault
 
@@ -258,48 +258,61 @@ class TelnetParser:
         self._verb = 0
         self._sb = bytearray()
         self._answered: set[tuple[int, int]] = set()
+        self._steps: dict[str, Callable[[int, bytearray], None]] = {
+            "data": self._in_data,
+            "iac": self._in_iac,
+            "opt": self._in_opt,
+            "sb": self._in_sb,
+            "sb-iac": self._in_sb_iac,
+        }
 
     def feed(self, chunk: bytes) -> None:
         data = bytearray()
         for b in chunk:
-            m = self._mode
-            if m == "data":
-                if b == IAC:
-                    self._mode = "iac"
-                else:
-                    data.append(b)
-            elif m == "iac":
-                if b == IAC:
-                    data.append(IAC)
-                    self._mode = "data"
-                elif b in (DO, DONT, WILL, WONT):
-                    self._verb = b
-                    self._mode = "opt"
-                elif b == SB:
-                    self._sb = bytearray()
-                    self._mode = "sb"
-                else:
-                    self._mode = "data"  # NOP, GA, ... ignored
-            elif m == "opt":
-                self._mode = "data"
-                self._negotiate(self._verb, b)
-            elif m == "sb":
-                if b == IAC:
-                    self._mode = "sb-iac"
-                else:
-                    self._sb.append(b)
-            elif m == "sb-iac":
-                if b == SE:
-                    self._mode = "data"
-                    if data:
-                        self._on_data(bytes(data))
-                        data = bytearray()
-                    self._on_subneg(bytes(self._sb))
-                else:
-                    self._sb.append(b)  # IAC IAC inside SB
-                    self._mode = "sb"
+            self._steps[self._mode](b, data)
         if data:
             self._on_data(bytes(data))
+
+    def _in_data(self, b: int, data: bytearray) -> None:
+        if b == IAC:
+            self._mode = "iac"
+        else:
+            data.append(b)
+
+    def _in_iac(self, b: int, data: bytearray) -> None:
+        if b == IAC:
+            data.append(IAC)
+            self._mode = "data"
+        elif b in (DO, DONT, WILL, WONT):
+            self._verb = b
+            self._mode = "opt"
+        elif b == SB:
+            self._sb = bytearray()
+            self._mode = "sb"
+        else:
+            self._mode = "data"  # NOP, GA, ... ignored
+
+    def _in_opt(self, b: int, data: bytearray) -> None:
+        self._mode = "data"
+        self._negotiate(self._verb, b)
+
+    def _in_sb(self, b: int, data: bytearray) -> None:
+        if b == IAC:
+            self._mode = "sb-iac"
+        else:
+            self._sb.append(b)
+
+    def _in_sb_iac(self, b: int, data: bytearray) -> None:
+        if b == SE:
+            self._mode = "data"
+            # data that came before the subnegotiation must reach the chip before it takes effect
+            if data:
+                self._on_data(bytes(data))
+                data.clear()
+            self._on_subneg(bytes(self._sb))
+        else:
+            self._sb.append(b)  # IAC IAC inside SB
+            self._mode = "sb"
 
     def _negotiate(self, verb: int, opt: int) -> None:
         supported = opt in (OPT_BINARY, OPT_SGA, OPT_COM_PORT)
@@ -707,53 +720,61 @@ class VirtualBoard:
             self._write = None
             self._inflate = None
             self._reset_regs()
-            f = self.fault
-            pf = self.probe_fault
-            chip = self.model.name
-            if pf is ProbeFault.GPIO0_STUCK_LOW:
+            if self.probe_fault is ProbeFault.GPIO0_STUCK_LOW:
                 io0_low = True
-            mode = "download" if io0_low else "app"
-            if pf is ProbeFault.GPIO2_LOW:
-                self.boots.append("gpio2-low")
-                self.state = "silent"
-                self._tx_text(ESP8266_GPIO2_LOW_BANNER % (b"0" if io0_low else b"2"))
+            if self._boot_broken_strap(io0_low):
                 return
-            if pf is ProbeFault.GPIO12_HIGH and not io0_low:
-                self.boots.append("flash-read-err")
-                self.state = "silent"
-                self._tx_text(ESP32_GPIO12_NORMAL_BANNER)
-                return
-            if f is Fault.NO_DOWNLOAD_MODE:
-                mode = "silent"
-            elif f is Fault.NORMAL_BOOT:
-                mode = "app"
-            elif f is Fault.GPIO15_HIGH:
-                mode = "sdio"
-            elif f is Fault.NO_SYNC_REPLY and io0_low:
-                mode = "deaf"
+            mode = self._boot_mode(io0_low)
             self.boots.append(mode)
             self._log(f"boot -> {mode}")
-            if mode == "silent":
-                self.state = "silent"
-                return
-            if mode == "sdio":
-                self.state = "silent"
-                self._tx_text(ESP8266_SDIO_BANNER)
-                return
-            if mode == "app":
+            if mode in ("download", "deaf"):
+                self._enter_download(mode)
+            elif mode == "app":
                 self.state = "app"
-                self._tx_text(ESP8266_NORMAL_BANNER if chip == "esp8266" else ESP32_NORMAL_BANNER)
-                return
-            # download mode (also "deaf": prints the banner but ignores input)
-            self.state = "deaf" if mode == "deaf" else "download"
-            if f is Fault.GARBAGE:
-                self._tx(self._noise(24))
-            elif chip == "esp8266":
-                self._tx_text(ESP8266_DOWNLOAD_BANNER)
-            elif pf is ProbeFault.GPIO12_HIGH:
-                self._tx_text(ESP32_DOWNLOAD_BANNER.replace(b"boot:0x3 ", b"boot:0x23 "))
+                self._tx_text(ESP8266_NORMAL_BANNER if self.model.name == "esp8266" else ESP32_NORMAL_BANNER)
             else:
-                self._tx_text(ESP32_DOWNLOAD_BANNER)
+                self.state = "silent"
+                if mode == "sdio":
+                    self._tx_text(ESP8266_SDIO_BANNER)
+
+    def _boot_broken_strap(self, io0_low: bool) -> bool:
+        """A probe fault's strapping pin wins over everything else; True if it decided the boot."""
+        pf = self.probe_fault
+        if pf is ProbeFault.GPIO2_LOW:
+            self.boots.append("gpio2-low")
+            self.state = "silent"
+            self._tx_text(ESP8266_GPIO2_LOW_BANNER % (b"0" if io0_low else b"2"))
+            return True
+        if pf is ProbeFault.GPIO12_HIGH and not io0_low:
+            self.boots.append("flash-read-err")
+            self.state = "silent"
+            self._tx_text(ESP32_GPIO12_NORMAL_BANNER)
+            return True
+        return False
+
+    def _boot_mode(self, io0_low: bool) -> str:
+        f = self.fault
+        if f is Fault.NO_DOWNLOAD_MODE:
+            return "silent"
+        if f is Fault.NORMAL_BOOT:
+            return "app"
+        if f is Fault.GPIO15_HIGH:
+            return "sdio"
+        if f is Fault.NO_SYNC_REPLY and io0_low:
+            return "deaf"
+        return "download" if io0_low else "app"
+
+    def _enter_download(self, mode: str) -> None:
+        # "deaf" prints the download banner too but then ignores the host
+        self.state = mode
+        if self.fault is Fault.GARBAGE:
+            self._tx(self._noise(24))
+        elif self.model.name == "esp8266":
+            self._tx_text(ESP8266_DOWNLOAD_BANNER)
+        elif self.probe_fault is ProbeFault.GPIO12_HIGH:
+            self._tx_text(ESP32_DOWNLOAD_BANNER.replace(b"boot:0x3 ", b"boot:0x23 "))
+        else:
+            self._tx_text(ESP32_DOWNLOAD_BANNER)
 
     def _noise(self, n: int) -> bytes:
         # what 74880/230400 baud data looks like when sampled at 115200: mostly
@@ -796,113 +817,134 @@ class VirtualBoard:
         data = pkt[8 : 8 + size]
         self.commands.append(op)
         stub = self.state == "stub"
-
         if self.fault is Fault.STOP_MID_WRITE and op in (FLASH_DATA, FLASH_DEFL_DATA):
             if self._data_blocks >= self.stop_after_blocks:
                 self._log("power lost mid write")
                 self.state = "dead"
                 return
             self._data_blocks += 1
-
-        if op == SYNC:
-            if data[:4] != b"\x07\x07\x12\x20":
-                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
-                return
-            value = 0 if stub else ROM_SYNC_VALUE
-            for _ in range(8):
-                self._respond(op, value=value)
-        elif op == READ_REG:
-            (addr,) = struct.unpack("<I", data[:4])
-            self._respond(op, value=self.regs.get(addr, 0))
-        elif op == WRITE_REG:
-            for i in range(0, len(data) - 15, 16):
-                addr, value, mask, _delay = struct.unpack("<IIII", data[i : i + 16])
-                old = self.regs.get(addr, 0)
-                self._write_reg(addr, (old & ~mask) | (value & mask))
-            self._respond(op)
-        elif op == GET_SECURITY_INFO:
-            if self.model.security_info is None or stub:
-                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
-            else:
-                self._respond(op, data=self.model.security_info)
-        elif op in (SPI_SET_PARAMS, SPI_ATTACH, CHANGE_BAUDRATE, MEM_BEGIN):
-            self._respond(op)
-        elif op == MEM_DATA:
-            if checksum(data[16:]) != chk & 0xFF:
-                self._fail(op, ROM_ERR_CHECKSUM, STUB_ERR_BAD_DATA_CHECKSUM)
-            else:
-                self._respond(op)
-        elif op == MEM_END:
-            no_entry, entry = struct.unpack("<II", data[:8])
-            self._respond(op)
-            if not no_entry and entry and not stub:
-                self.state = "stub"
-                self._log("stub running")
-                self._tx(slip_encode(b"OHAI"))
-        elif op in (FLASH_BEGIN, FLASH_DEFL_BEGIN):
-            if op == FLASH_DEFL_BEGIN and not stub and not self.model.rom_has_deflate:
-                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
-                return
-            size, _blocks, blocksize, offset = struct.unpack("<IIII", data[:16])
-            self._write = {"offset": offset, "blocksize": blocksize, "pos": offset, "size": size}
-            self._inflate = zlib.decompressobj() if op == FLASH_DEFL_BEGIN else None
-            if size and not (stub and op == FLASH_DEFL_BEGIN):
-                # the ROM erases up front (stub erases while writing)
-                erase = min(size, FLASH_SIZE - offset) if self.model.name != "esp8266" else 0
-                self._flash_fill(offset, erase)
-            self._respond(op)
-        elif op in (FLASH_DATA, FLASH_DEFL_DATA):
-            length, seq, _, _ = struct.unpack("<IIII", data[:16])
-            payload = data[16 : 16 + length]
-            if checksum(payload) != chk & 0xFF or self._write is None:
-                self._fail(op, ROM_ERR_CHECKSUM, STUB_ERR_BAD_DATA_CHECKSUM)
-                return
-            w = self._write
-            if op == FLASH_DATA:
-                self._flash_write(w["offset"] + seq * w["blocksize"], payload)
-            else:
-                assert self._inflate is not None
-                try:
-                    out = self._inflate.decompress(payload)
-                except zlib.error:
-                    self._fail(op, 0x0B, 0xC4)
-                    return
-                self._flash_write(w["pos"], out)
-                w["pos"] += len(out)
-            self._respond(op)
-        elif op in (FLASH_END, FLASH_DEFL_END):
-            (no_reboot,) = struct.unpack("<I", data[:4]) if len(data) >= 4 else (1,)
-            self._respond(op)
-            if not no_reboot:
-                self._reboot_into_app()
-        elif op == SPI_FLASH_MD5:
-            if not stub and not self.model.rom_has_md5:
-                self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
-                return
-            addr, size = struct.unpack("<II", data[:8])
-            digest = hashlib.md5(bytes(self.flash[addr : addr + size]))
-            self._respond(op, data=digest.digest() if stub else digest.hexdigest().encode())
-        elif op == ERASE_FLASH and stub:
-            self._flash_fill(0, FLASH_SIZE)
-            self._respond(op)
-        elif op == ERASE_REGION and stub:
-            offset, size = struct.unpack("<II", data[:8])
-            self._flash_fill(offset, size)
-            self._respond(op)
-        elif op == READ_FLASH and stub:
-            offset, length, sector, _inflight = struct.unpack("<IIII", data[:16])
-            self._respond(op)
-            blob = bytes(self.flash[offset : offset + length])
-            for i in range(0, length, sector or 0x1000):
-                self._tx(slip_encode(blob[i : i + (sector or 0x1000)]))
-            self._tx(slip_encode(hashlib.md5(blob).digest()))
-        elif op == READ_FLASH_SLOW and not stub:
-            offset, length = struct.unpack("<II", data[:8])
-            self._respond(op, data=bytes(self.flash[offset : offset + length]))
-        elif op == RUN_USER_CODE and stub:
-            self._reboot_into_app()
-        else:
+        handler = _COMMANDS.get(op) or (_STUB_COMMANDS if stub else _ROM_COMMANDS).get(op)
+        if handler is None:
             self._fail(op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+        else:
+            handler(self, Command(op, data, chk, stub))
+
+    # opcode handlers: _COMMANDS, _STUB_COMMANDS and _ROM_COMMANDS (after the class) say who answers what
+
+    def _sync(self, cmd: Command) -> None:
+        if cmd.data[:4] != b"\x07\x07\x12\x20":
+            self._fail(cmd.op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+            return
+        value = 0 if cmd.stub else ROM_SYNC_VALUE
+        for _ in range(8):
+            self._respond(cmd.op, value=value)
+
+    def _read_reg(self, cmd: Command) -> None:
+        (addr,) = struct.unpack("<I", cmd.data[:4])
+        self._respond(cmd.op, value=self.regs.get(addr, 0))
+
+    def _write_regs(self, cmd: Command) -> None:
+        data = cmd.data
+        for i in range(0, len(data) - 15, 16):
+            addr, value, mask, _delay = struct.unpack("<IIII", data[i : i + 16])
+            old = self.regs.get(addr, 0)
+            self._write_reg(addr, (old & ~mask) | (value & mask))
+        self._respond(cmd.op)
+
+    def _security_info(self, cmd: Command) -> None:
+        if self.model.security_info is None or cmd.stub:
+            self._fail(cmd.op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+        else:
+            self._respond(cmd.op, data=self.model.security_info)
+
+    def _ack(self, cmd: Command) -> None:
+        self._respond(cmd.op)
+
+    def _mem_data(self, cmd: Command) -> None:
+        if checksum(cmd.data[16:]) != cmd.chk & 0xFF:
+            self._fail(cmd.op, ROM_ERR_CHECKSUM, STUB_ERR_BAD_DATA_CHECKSUM)
+        else:
+            self._respond(cmd.op)
+
+    def _mem_end(self, cmd: Command) -> None:
+        no_entry, entry = struct.unpack("<II", cmd.data[:8])
+        self._respond(cmd.op)
+        if not no_entry and entry and not cmd.stub:
+            self.state = "stub"
+            self._log("stub running")
+            self._tx(slip_encode(b"OHAI"))
+
+    def _flash_begin(self, cmd: Command) -> None:
+        deflate = cmd.op == FLASH_DEFL_BEGIN
+        if deflate and not cmd.stub and not self.model.rom_has_deflate:
+            self._fail(cmd.op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+            return
+        size, _blocks, blocksize, offset = struct.unpack("<IIII", cmd.data[:16])
+        self._write = {"offset": offset, "blocksize": blocksize, "pos": offset, "size": size}
+        self._inflate = zlib.decompressobj() if deflate else None
+        if size and not (cmd.stub and deflate):
+            # the ROM erases up front (stub erases while writing)
+            erase = min(size, FLASH_SIZE - offset) if self.model.name != "esp8266" else 0
+            self._flash_fill(offset, erase)
+        self._respond(cmd.op)
+
+    def _flash_data(self, cmd: Command) -> None:
+        length, seq, _, _ = struct.unpack("<IIII", cmd.data[:16])
+        payload = cmd.data[16 : 16 + length]
+        if checksum(payload) != cmd.chk & 0xFF or self._write is None:
+            self._fail(cmd.op, ROM_ERR_CHECKSUM, STUB_ERR_BAD_DATA_CHECKSUM)
+            return
+        w = self._write
+        if cmd.op == FLASH_DATA:
+            self._flash_write(w["offset"] + seq * w["blocksize"], payload)
+        else:
+            assert self._inflate is not None
+            try:
+                out = self._inflate.decompress(payload)
+            except zlib.error:
+                self._fail(cmd.op, 0x0B, 0xC4)
+                return
+            self._flash_write(w["pos"], out)
+            w["pos"] += len(out)
+        self._respond(cmd.op)
+
+    def _flash_end(self, cmd: Command) -> None:
+        (no_reboot,) = struct.unpack("<I", cmd.data[:4]) if len(cmd.data) >= 4 else (1,)
+        self._respond(cmd.op)
+        if not no_reboot:
+            self._reboot_into_app()
+
+    def _flash_md5(self, cmd: Command) -> None:
+        if not cmd.stub and not self.model.rom_has_md5:
+            self._fail(cmd.op, ROM_ERR_INVALID_MSG, STUB_ERR_NOT_IMPLEMENTED)
+            return
+        addr, size = struct.unpack("<II", cmd.data[:8])
+        digest = hashlib.md5(bytes(self.flash[addr : addr + size]))
+        self._respond(cmd.op, data=digest.digest() if cmd.stub else digest.hexdigest().encode())
+
+    def _erase_flash(self, cmd: Command) -> None:
+        self._flash_fill(0, FLASH_SIZE)
+        self._respond(cmd.op)
+
+    def _erase_region(self, cmd: Command) -> None:
+        offset, size = struct.unpack("<II", cmd.data[:8])
+        self._flash_fill(offset, size)
+        self._respond(cmd.op)
+
+    def _read_flash(self, cmd: Command) -> None:
+        offset, length, sector, _inflight = struct.unpack("<IIII", cmd.data[:16])
+        self._respond(cmd.op)
+        blob = bytes(self.flash[offset : offset + length])
+        for i in range(0, length, sector or 0x1000):
+            self._tx(slip_encode(blob[i : i + (sector or 0x1000)]))
+        self._tx(slip_encode(hashlib.md5(blob).digest()))
+
+    def _read_flash_slow(self, cmd: Command) -> None:
+        offset, length = struct.unpack("<II", cmd.data[:8])
+        self._respond(cmd.op, data=bytes(self.flash[offset : offset + length]))
+
+    def _run_user_code(self, cmd: Command) -> None:
+        self._reboot_into_app()
 
     def _reboot_into_app(self) -> None:
         self.state = "app"
@@ -936,6 +978,50 @@ class VirtualBoard:
             else:
                 self.regs[w0] = 0xFFFFFFFF if self.fault is Fault.FLASH_ID_FFFFFF else 0
             self.regs[base] = value & ~(1 << 18)  # done immediately
+
+
+class Command(NamedTuple):
+    """One decoded request; ``stub`` says whether the flasher stub (not the ROM) answers it."""
+
+    op: int
+    data: bytes
+    chk: int
+    stub: bool
+
+
+_Handler = Callable[[VirtualBoard, Command], None]
+
+# what both the ROM loader and the stub answer
+_COMMANDS: dict[int, _Handler] = {
+    SYNC: VirtualBoard._sync,
+    READ_REG: VirtualBoard._read_reg,
+    WRITE_REG: VirtualBoard._write_regs,
+    GET_SECURITY_INFO: VirtualBoard._security_info,
+    SPI_SET_PARAMS: VirtualBoard._ack,
+    SPI_ATTACH: VirtualBoard._ack,
+    CHANGE_BAUDRATE: VirtualBoard._ack,
+    MEM_BEGIN: VirtualBoard._ack,
+    MEM_DATA: VirtualBoard._mem_data,
+    MEM_END: VirtualBoard._mem_end,
+    FLASH_BEGIN: VirtualBoard._flash_begin,
+    FLASH_DEFL_BEGIN: VirtualBoard._flash_begin,
+    FLASH_DATA: VirtualBoard._flash_data,
+    FLASH_DEFL_DATA: VirtualBoard._flash_data,
+    FLASH_END: VirtualBoard._flash_end,
+    FLASH_DEFL_END: VirtualBoard._flash_end,
+    SPI_FLASH_MD5: VirtualBoard._flash_md5,
+}
+# the stub's extra commands; the ROM refuses them, so esptool --no-stub must get by without
+_STUB_COMMANDS: dict[int, _Handler] = {
+    ERASE_FLASH: VirtualBoard._erase_flash,
+    ERASE_REGION: VirtualBoard._erase_region,
+    READ_FLASH: VirtualBoard._read_flash,
+    RUN_USER_CODE: VirtualBoard._run_user_code,
+}
+# the ROM's slow read, which the stub replaced by READ_FLASH
+_ROM_COMMANDS: dict[int, _Handler] = {
+    READ_FLASH_SLOW: VirtualBoard._read_flash_slow,
+}
 
 
 def main() -> None:  # pragma: no cover - manual use
