@@ -20,7 +20,7 @@ from espdiag import context, ruleyaml
 from espdiag.api import diagnose_bytes, diagnose_text, iter_events
 from espdiag.errors import RuleErrors
 from espdiag.events import COMMON_FIELDS, FIELDS, KINDS, fields_of
-from espdiag.parse import _CLEAN, _SKIP, parser
+from espdiag.parse import field_of, parser
 from espdiag.rules import RuleSet, fill, load_file, load_rules, regex_risk
 
 GOOD = """\
@@ -320,29 +320,30 @@ def test_every_field_the_grammar_can_give_is_declared() -> None:
         name = (str(r.alias) if r.alias else r.origin.name).split("__", 1)[0]  # type: ignore[attr-defined]
         return name if name in KINDS else None
 
-    def reach(rules: list[object], seen: set[str]) -> tuple[set[str], set[str]]:
+    def reach(rules: list[object], seen: set[str], kind: str) -> tuple[set[str], set[str]]:
         """(fields, kinds) reachable from ``rules`` without entering another kind."""
         fields: set[str] = set()
         kinds: set[str] = set()
         for r in rules:
             for sym in r.expansion:  # type: ignore[attr-defined]
-                if sym.is_term and not sym.filter_out and sym.name not in _SKIP:
-                    fields.add(_CLEAN.get(sym.name, (sym.name.lower(), None))[0])
+                if sym.is_term and not sym.filter_out and (named := field_of(kind, sym.name)):
+                    fields.add(named[0])
                 elif not sym.is_term and sym.name not in seen:
                     seen.add(sym.name)
                     subs = by_origin.get(sym.name, [])
                     kinds |= {k for s in subs if (k := kind_of(s))}
-                    f, k = reach([s for s in subs if kind_of(s) is None], seen)
+                    f, k = reach([s for s in subs if kind_of(s) is None], seen, kind)
                     fields, kinds = fields | f, kinds | k
         return fields, kinds
 
     own: dict[str, set[str]] = {}
     inner: dict[str, set[str]] = {}
     for kind in KINDS:
-        own[kind], inner[kind] = reach([r for rs in by_origin.values() for r in rs if kind_of(r) == kind], set())
-    around, _ = reach(by_origin["start"], set())
-    assert around <= set(COMMON_FIELDS)
-    possible = {k: own[k] | around for k in KINDS}
+        own[kind], inner[kind] = reach([r for rs in by_origin.values() for r in rs if kind_of(r) == kind], set(), kind)
+        around, _ = reach(by_origin["start"], set(), kind)
+        assert around <= set(COMMON_FIELDS)
+        own[kind] |= around
+    possible = dict(own)
     changed = True
     while changed:  # a kind inside another kind's rule gets that rule's fields too
         changed = False
