@@ -4,8 +4,6 @@
 Generates the log (a retry loop of esptool.py and esptool-ck attempts, bench/biglog.py) into a temp
 file, times a plain ``for line in f`` loop over it and espdiag (a child process, start-up included),
 each the best of five interleaved runs, prints both speeds and the ratio, and removes the file.
-espdiag is timed as it runs by default (a big file is marked ahead by a helper process where a
-second CPU is free, espdiag/premark.py) and in one process (``ESPDIAG_JOBS=1``).
 
     python bench/throughput.py [SIZE_MB=200]
 """
@@ -45,23 +43,18 @@ def main() -> int:
         # interleaved rounds, so that a slow spell of a shared machine hits both sides alike
         plains: list[float] = []
         runs: list[tuple[float, int, int]] = []
-        singles: list[tuple[float, int, int]] = []
         for _ in range(RUNS):
             plain, lines = plain_loop(path)
             plains.append(plain)
             runs.append(run_child([*argv, str(path)]))
-            singles.append(run_child([*argv, str(path)], env={"ESPDIAG_JOBS": "1"}))
     plain = min(plains)
     wall, code, rss = min(runs)
-    single = min(singles)[0]
     print(f"machine: {machine()}")
     print(f"log: {mb:.0f} MB, {lines} lines; best of {RUNS} interleaved rounds")
     print(f"plain python line loop: {plain:.2f} s  ({mb / plain:.0f} MB/s)   runs: {_list(plains)}")
     print(f"espdiag --format json:  {wall:.2f} s  ({mb / wall:.0f} MB/s), exit {code}, max RSS {rss / 1024:.1f} MB"
           f"   runs: {_list(r[0] for r in runs)}")
-    print(f"  in one process (ESPDIAG_JOBS=1): {single:.2f} s   runs: {_list(r[0] for r in singles)}")
-    print(f"ratio (espdiag speed / plain loop speed): {plain / wall:.1%}  (target >= 30%); "
-          f"in one process {plain / single:.1%}")
+    print(f"ratio (espdiag speed / plain loop speed): {plain / wall:.1%}  (target >= 30%)")
     return 0
 
 

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from espdiag import engine, ranking, scanner, stages
+from espdiag import engine, ranking, scanner, sessions, stages
 from espdiag.calibration import Model
 from espdiag.events import KINDS, Event, FieldValue
 from espdiag.reader import iter_lines
 from espdiag.report import Report
 from espdiag.rules import RuleSet, load_rules
-from espdiag.sessions import WRAPPER_FAILURES, Session, Tracker
+from espdiag.sessions import Tracker
 
 _CACHE_LIMIT = 100_000  # distinct physical lines remembered per log
 _default_rules: RuleSet | None = None
@@ -55,20 +55,10 @@ def iter_events(stream: BinaryIO, name: str = "<stdin>") -> Iterator[Event]:
 def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
     """Read, normalise and parse a whole log into a session tracker; return it and the line count.
 
-    The same result as feeding every event of :func:`parse_stream` to ``Tracker.add`` (keeping at
-    most ``scanner.KEEP_OTHER`` unknown lines per attempt), computed a block at a time: see espdiag/scanner.py.
+    The same result as feeding every event of :func:`parse_stream` to ``Tracker.add``, computed a
+    block at a time: see espdiag/scanner.py.
     """
     return scanner.scan(stream, name)
-
-
-_BOOT_KINDS = frozenset({"rom_banner_8266", "rom_banner_32", "rom_boot_note", "brownout", "flash_read_err",
-                         "invalid_header"})
-
-
-def _boot_output_only(session: Session) -> bool:
-    """The log holds the chip's boot output and nothing of an upload (no flasher, no wrapper)."""
-    kinds = session.kinds
-    return any(k in _BOOT_KINDS for k in kinds) and all(KINDS[k].role in ("info", "other") for k in kinds)
 
 
 # a tool's own words decide a failure in a short paste, or once the log shows an upload under way: a long
@@ -76,31 +66,8 @@ def _boot_output_only(session: Session) -> bool:
 _WORDS_ALONE = 200
 
 
-def _progressed(session: Session) -> bool:
+def _progressed(session: sessions.Session) -> bool:
     return any(KINDS[k].role in ("start", "progress") for k in session.kinds)
-
-
-def _boot_only_success(session: Session) -> bool:
-    """A log with no upload at all but a ROM banner that booted from flash: the upload went through."""
-    for e in session.events():
-        if e.kind == "rom_banner_32" and "FLASH" in str(e.get("boot_name", "")):
-            return True
-        if e.kind == "rom_banner_8266" and e.get("mode") == 3:
-            return True
-    return False
-
-
-def _verified(session: Session) -> bool:
-    return bool(session.count("hash_verified") or session.count("ck_done"))
-
-
-def _failed_only_after_upload(session: Session) -> bool:
-    """The flasher verified the data, and only the wrapper's summary failed afterwards (a reset or
-    monitor step after the write, e.g. an ESP32-S3 left in download mode): the upload itself worked."""
-    events = session.events()
-    verified = max((e.line for e in events if e.kind == "hash_verified"), default=0)
-    later = [e for e in events if e.line > verified and e.role == "failure"]
-    return bool(verified and later) and all(e.kind in WRAPPER_FAILURES for e in later)
 
 
 def diagnose_stream(
@@ -113,15 +80,8 @@ def diagnose_stream(
     tracker, lines = scan(stream, name)
     session, attempts, failed, unfinished = tracker.result()
     ctx = session.context
-    verdict = session.verdict
+    judgement = sessions.judge(session)
     notes = []
-    boot_only = verdict == "unknown" and _boot_output_only(session)  # no upload: its own wording (report.py)
-    if boot_only and _boot_only_success(session):
-        verdict = "success"
-    if verdict == "failure" and _failed_only_after_upload(session):
-        verdict = "success"
-        notes.append("The data was written and verified; the error came from a step after the upload "
-                     "(resetting the chip or opening a monitor).")
     if unfinished:
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); the last one ends before "
                      "it failed or finished (the log is cut short, or the upload was still running), so this "
@@ -129,45 +89,43 @@ def diagnose_stream(
     elif attempts > 1:
         which = f"attempt {session.index} of {attempts}"
         notes.append(f"The paste holds {attempts} upload attempts ({failed} failed); this diagnoses {which}.")
+    boot_only = judgement.boot_only
     if boot_only and stages.boot_failing_lines(session):
         # the boot output reports errors of its own (ESP-IDF's "E (64) boot: ... error"): not a healthy result
-        verdict = "failure"
-    if verdict == "unknown" and not boot_only:
+        judgement.verdict = "failure"
+    elif judgement.verdict == "unknown" and not boot_only:
         # no line the grammar knows decided it: the tool's own words still may (a GUI, an unknown flasher)
         if stages.failing_lines(session) and (lines <= _WORDS_ALONE or _progressed(session)):
-            verdict = "failure"
+            judgement.verdict = "failure"
             attempts, failed = max(attempts, 1), max(failed, 1)  # the verdict and the counts agree
             notes.append("No line of a known flasher says how the upload ended; lines of the tool's own "
                          "say that it failed.")
         elif stages.succeeding_lines(session):
-            verdict = "success"
+            judgement.verdict = "success"
             notes.append("No line of a known flasher says how the upload ended; the tool's own words say it succeeded.")
-    matches = engine.run(ruleset, session, ctx, verdict)
-    stage = stages.infer(session, verdict)
+    matches = engine.run(ruleset, session, ctx, judgement.verdict)
+    stage = stages.infer(session, judgement.verdict)
     named = any(v >= ranking.MIN_CONFIDENCE for v in ranking.rule_confidences(matches).values())
     # a log with no result where no rule spoke (rules that read boot output keep their own scores)
-    if verdict == "unknown" and not named and (stage := stages.cut_short(session)) is not None:
+    if judgement.verdict == "unknown" and not named and (stage := stages.cut_short(session)) is not None:
         if stage.id == "boot":
             notes.append("The log shows the chip's boot output and no upload result; the causes below are what "
                          "that output points at.")
         else:
             notes.append(f"The log ends while {stage.name}, before the upload failed or finished; if it failed "
                          "there, these are the usual causes.")
-    if verdict == "failure" and stage is not None:
+    if judgement.verdict == "failure" and stage is not None:
         where = ", ".join(str(e.line) for e in stage.evidence)
         notes.append(f"{stage.sentence[:-1]}" + (f" (line {where})." if where else "."))
-    hints = stages.hints(session) if verdict == "failure" and calibrated else {}
+    hints = stages.hints(session) if judgement.verdict == "failure" and calibrated else {}
     causes = ranking.rank(matches, session, ctx, stage if calibrated else None, model, hints)
-    if verdict == "success" and not boot_only and not _verified(session) and any(c.confidence >= 0.5 for c in causes):
-        # nothing confirmed the write (no "Hash of data verified") and the log shows a problem
-        verdict = "failure"
+    judgement.after_rules(session, any(c.confidence >= 0.5 for c in causes))
+    verdict = judgement.verdict
+    if judgement.failed_after_rules:
         failed = max(failed, 1)  # this attempt counts as failed: the verdict and the count agree
-        notes.append("Nothing in the log verifies the written data, and the log shows a problem.")
-    if boot_only and any(c.confidence >= 0.5 for c in causes):
-        # the boot output itself shows a problem (strapping pins, brownout): not a healthy result
-        verdict = "failure"
     if verdict == "failure" and stage is None:
         stage = stages.infer(session, verdict)
+    notes = [*judgement.notes, *notes, *judgement.late_notes]
     return Report(
         source=name, verdict=verdict, context=dict(sorted(ctx.items())), causes=causes,
         attempts=0 if boot_only else attempts, failed_attempts=0 if boot_only else failed,

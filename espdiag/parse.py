@@ -50,7 +50,7 @@ def parser() -> Lark:
     """
     import lark
 
-    grammar = resources.files("espdiag").joinpath(_GRAMMAR).read_text(encoding="utf-8")
+    grammar = grammar_text()
     digest = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sorted(_LARK_OPTIONS.items())}".encode()).hexdigest()
     name = f"grammar-{digest[:32]}.json"
     stored = cache.read_json(name)
@@ -59,11 +59,25 @@ def parser() -> Lark:
             return Lark.load(_int_keys(stored))
         except Exception:  # a foreign or damaged entry: build the tables again
             pass
-    built = Lark(grammar, **_LARK_OPTIONS)
+    built = build(grammar)
     tables = _tables(built)
     if tables is not None:
         cache.write_json(name, tables)
     return built
+
+
+def grammar_text() -> str:
+    return resources.files("espdiag").joinpath(_GRAMMAR).read_text(encoding="utf-8")
+
+
+def build(grammar: str, *, strict: bool = False) -> Lark:
+    """The parser built from ``grammar`` without the cache.
+
+    ``strict=True`` makes lark refuse terminals that can match the same text at the same priority
+    (where the lexer's choice would be an accident of ordering) and shift/reduce conflicts. It
+    needs ``interegular`` and costs seconds, so only the tests build with it.
+    """
+    return Lark(grammar, **_LARK_OPTIONS, strict=strict)
 
 
 def _tables(built: Lark) -> dict[str, Any] | None:
@@ -118,8 +132,12 @@ def _dots(text: str) -> FieldValue:
 
 _NUMBER = re.compile(r"-?\d+")
 
-# How a terminal's text becomes a field value; the field name is the terminal name, lower-cased.
-_CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
+Clean = Callable[[str], FieldValue]
+
+# The field a terminal's text becomes, whatever the kind. A terminal named nowhere here (fixed
+# wording such as SCRIPT_FAILED, the catch-all REST in most kinds) carries no field: the event's
+# text already holds it, and a field name must say what the value means, not how it was lexed.
+_BY_TERMINAL: dict[str, tuple[str, Clean]] = {
     "CODE": ("code", _int),
     "WRITTEN": ("written", _int),
     "GOT": ("got", _int),
@@ -144,12 +162,13 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "VERSION": ("version", lambda t: t.lstrip("v")),
     "DOTS": ("dots", _dots),
     "RST32": ("rst", lambda t: _int(t.split(":", 1)[1])),
+    "RESET_REASON": ("reset_reason", str.strip),
+    "BOOT_NAME": ("boot_name", str.strip),
     "BOOT_CODE": ("boot", _int),
-    "HEXBYTE": ("hex", str),
     "CK_COMMAND": ("command", lambda t: t[t.index("(") + 1 : t.index(")")]),
+    "CK_FUNC": ("function", str.strip),
     "IMAGE_DESC": ("image", lambda t: t[len("File") :].strip()),
     "CONN_CHIP": ("chip", str),
-    "CHIP_DESC": ("chip", str.strip),
     "CHIP": ("chip", str.strip),
     "FLASHER": ("tool", str),
     "CK_COPYRIGHT": ("ck", lambda t: True),
@@ -159,27 +178,56 @@ _CLEAN: dict[str, tuple[str, Callable[[str], FieldValue]]] = {
     "WARNING_TAG": ("level", lambda t: "warning"),
     "BUSY_OR_MISSING": ("reason", str.strip),
     "PORT_PROBLEM_TEXT": ("reason", str.strip),
+    "LOCK_FAILED": ("reason", str.strip),
     "BARE_EXCEPTION": ("exception", str.strip),
     "CK_NO_REPLY": ("reply", str.strip),
     "PORT_FAILED": ("port", lambda t: t.rsplit(" failed to connect:", 1)[0].strip()),
     "WEB_SERIAL": ("port", lambda t: "WebSerial"),
     "TOO_BIG_FOR_PARTITION": ("reason", str.strip),
+    "IDE_VERSION": ("ide_version", str.strip),
+    "OS": ("os", str.strip),
+    "NAME": ("name", str.strip),
+    "OLD_VALUE": ("old_value", str.strip),
+    "VALUE": ("value", str.strip),
+    "SIZE": ("size", str.strip),
+    "MANUFACTURER": ("manufacturer", str.strip),
+    "DEVICE": ("device", str.strip),
+    "ADDRESS": ("address", str.strip),
+    "UPLOAD_TARGET": ("file", str.strip),
 }
-_SKIP = {"TRACE_STAMP", "TIMESTAMP_PREFIX", "SHELL_PROMPT", "UPLOAD_ERROR_PREFIX", "MAKE_FAILED", "USAGE_TEXT",
-         "FS_UPLOAD_FAILED"}
+
+# Where a terminal means something particular to one kind: above all the catch-all REST, and the
+# hex number that is an opcode in one message and a byte, a size or flash parameters in others.
+_BY_KIND: dict[tuple[str, str], tuple[str, Clean]] = {
+    ("ide_banner", "REST"): ("board", str.strip),
+    ("ck_send_failed", "REST"): ("what", str.strip),
+    ("chip_is", "REST"): ("chip", str.strip),
+    ("trace_command", "HEXBYTE"): ("op", _int),
+    ("ck_invalid_reply", "HEXBYTE"): ("byte", _int),
+    ("ck_step", "HEXBYTE"): ("bytes", _int),
+    ("flash_config", "HEXBYTE"): ("params", str.strip),
+    ("rom_boot_note", "HEXBYTE"): ("entry", _int),
+    ("serial_port", "INT"): ("baud", _int),
+    ("ck_step", "INT"): ("timeout_ms", _int),
+    ("ck_uploading", "INT"): ("bytes", _int),
+    ("trace_io", "INT"): ("bytes", _int),
+    ("image_too_large", "INT"): ("flash_bytes", _int),
+}
+# a message may name a port twice (a wrapper's prefix, then the OS error's): the later, innermost one is kept
+_LAST_WINS = {"count", "port"}
 
 
-def _fields(tree: Tree[Token]) -> dict[str, FieldValue]:
+def field_of(kind: str, terminal: str) -> tuple[str, Clean] | None:
+    """The field name and value cleaner for ``terminal``'s text in an event of ``kind`` (None: no field)."""
+    return _BY_KIND.get((kind, terminal)) or _BY_TERMINAL.get(terminal)
+
+
+def _fields(kind: str, tree: Tree[Token]) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = {}
     for tok in tree.scan_values(lambda v: isinstance(v, Token)):
-        if tok.type in _SKIP:
-            continue
-        name, clean = _CLEAN.get(tok.type, (tok.type.lower(), str.strip))
-        value = clean(str(tok))
-        if name not in fields or name in ("count", "port"):
-            fields[name] = value
-        elif name == "text" or name == "rest" or name == "tail":
-            fields[name] = f"{fields[name]} {value}"
+        named = field_of(kind, tok.type)
+        if named is not None and (named[0] not in fields or named[0] in _LAST_WINS):
+            fields[named[0]] = named[1](str(tok))
     return fields
 
 
@@ -195,7 +243,7 @@ def _head_byte(token: str) -> int:
     if token.startswith("\\x"):
         return int(token[2:], 16)
     return {"\\r": 13, "\\n": 10, "\\t": 9}.get(token, ord(token[0]))
-_CMD_OPTS = re.compile(r"(?:^|\s)(-{1,2}[\w-]+)(?:[ =]((?:\"[^\"]*\"|'[^']*'|[^\s-][^\s]*)))?")
+
 
 
 def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
@@ -225,6 +273,14 @@ def _finish(kind: str, fields: dict[str, FieldValue], text: str) -> None:
         fields["text"] = text
 
 
+# A line that does not parse is tried again from its first few anchors only, and each time lark sees
+# at most ANCHOR_WINDOW characters: a crafted line holding an anchor every few characters
+# ("Connecting.Connecting.…") would otherwise cost one whole-line parse per anchor (quadratic). A
+# window that parses is parsed again whole, for its exact fields (at most once per line).
+MAX_ANCHOR_TRIES = 4
+ANCHOR_WINDOW = 256
+
+
 def parse_line(text: str) -> Parsed:
     """Parse one normalised logical line; lines the grammar does not know are ``other``."""
     result = _parse(text)
@@ -233,13 +289,31 @@ def parse_line(text: str) -> Parsed:
     if result is OTHER or result[0] in _VAGUE or (result[0] == "flash_size_unknown" and "(" in text):
         # a known message wrapped in another tool's words ("Unexpected error: ESP Chip Auto-Detection
         # failed: Failed to connect to ...") is worth more than the vague wrapper
-        for m in _ANCHORS.finditer(text, 1):
-            inner = _parse(text[m.start() :])
-            if inner is not OTHER and inner[0] not in _VAGUE:
-                if result is not OTHER:
-                    inner = (inner[0], (*inner[1], *(f for f in result[1] if f[0] == "fatal")))
-                return inner
+        inner = _from_anchor(text)
+        if inner is not None:
+            if result is not OTHER:
+                inner = (inner[0], (*inner[1], *(f for f in result[1] if f[0] == "fatal")))
+            return inner
     return result
+
+
+def _from_anchor(text: str) -> Parsed | None:
+    """The first message that parses from one of the first anchors inside ``text``."""
+    tried: set[str] = set()
+    for _, m in zip(range(MAX_ANCHOR_TRIES), _ANCHORS.finditer(text, 1), strict=False):
+        start = m.start()
+        window = text[start : start + ANCHOR_WINDOW]
+        if window in tried:
+            continue  # the same characters again (a repeated message): the same answer
+        tried.add(window)
+        inner = _parse(window)
+        if inner is not OTHER and inner[0] not in _VAGUE:
+            if start + ANCHOR_WINDOW < len(text):
+                inner = _parse(text[start:])
+                if inner is OTHER or inner[0] in _VAGUE:
+                    continue
+            return inner
+    return None
 
 
 _VAGUE = {"fatal_error", "upload_error", "python_exception"}
@@ -254,8 +328,7 @@ def first_token() -> re.Pattern[str]:
     (lark's own scanner for that state is no substitute: its named groups make a miss ~7x slower.)
     """
     lark = parser()
-    table = lark.parser.parser.parser.parse_table
-    accepted = set(table.states[table.start_states["start"]])
+    accepted = set(lark.parse_interactive("").choices())  # type: ignore[no-untyped-call]
     patterns = [t.pattern.to_regexp() for t in lark.terminals if t.name in accepted]
     return re.compile(r"[ \t]*(?:" + "|".join(f"(?:{p})" for p in patterns) + ")")
 
@@ -265,12 +338,21 @@ def first_token() -> re.Pattern[str]:
 _unfiltered = [128]
 
 
+class LarkWork:
+    """How many texts, and characters, were handed to lark: a test bounds the work per line with it."""
+
+    calls = 0
+    chars = 0
+
+
 def _parse(text: str) -> Parsed:
     lark = parser()  # outside the try: a broken grammar is a bug and must not read as "other"
     if _unfiltered[0]:
         _unfiltered[0] -= 1
     elif first_token().match(text) is None:
         return OTHER
+    LarkWork.calls += 1
+    LarkWork.chars += len(text)
     try:
         tree = lark.parse(text)
     except LarkError:
@@ -282,6 +364,6 @@ def _parse(text: str) -> Parsed:
         name = str(sub.data).split("__", 1)[0]
         if name in KINDS:
             kind = name
-    fields = _fields(tree)
+    fields = _fields(kind, tree)
     _finish(kind, fields, text)
     return kind, tuple(fields.items())

@@ -2,7 +2,9 @@
 
 ``scan`` gives exactly the result of feeding every logical line to :meth:`Tracker.add` in order (the
 reference loop in ``tests/test_scan_equivalence.py``), but it does almost no Python-level work per
-line, and little per attempt, on a big log:
+line, and little per attempt, on a big log. What an event does to an attempt is decided in
+sessions.py alone (``Session.record``, and ``plan_run``/``Session.apply`` for a run of lines at once;
+``Attempts`` for which attempts a report can use); this module only decides when to call them:
 
 * the reader splits a whole block into lines in C; each distinct physical line is decoded,
   normalised and parsed once (``_Line``, memoised on its raw bytes), and a batch becomes one byte
@@ -11,119 +13,133 @@ line, and little per attempt, on a big log:
   progress); for each one only the verdict inputs (``rfind`` on the marks) and the context (folded in
   line order, memoised on interned contexts) are computed eagerly;
 * the kept events of an attempt (the expensive part) are deferred: only the current, last failed
-  and last successful attempts are built at the end, by replaying their lines through the exact path
-  (``Scanner._build``: runs folded in bulk with memoised plans, the rest as ``Tracker.add`` would).
-  An attempt holding too many pending lines, or lines the cache is about to let go, is built early.
+  and last successful attempts are built at the end, by replaying their lines through sessions.py
+  (``Scanner._build``). An attempt holding too many pending lines, or lines the cache is about to
+  let go, is built early.
 
-For a big file, the marks can come from a helper process instead (premark.py, wired in ``scan``).
+Memory stays flat: every cache and memo here is bounded in entries and in (estimated) bytes, and a
+batch is cut into slices of at most ``BATCH_LINES`` lines (``tests/test_scan_equivalence.py`` checks
+the bounds on a generated log).
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
 from collections.abc import Iterable
-from itertools import compress
+from itertools import chain, compress
 from operator import attrgetter
 from typing import BinaryIO
 
 from espdiag import context as ctxmod
-from espdiag import premark
 from espdiag.events import KINDS, FieldValue
 from espdiag.normalise import normalise
-from espdiag.parse import parse_line, parser
+from espdiag.parse import parse_line
 from espdiag.reader import iter_batches
 from espdiag.sessions import (
-    _STICKY,
     FAILURE,
-    KEEP,
-    MAX_DISTINCT,
     SUCCESS,
     WEAK,
+    Attempts,
+    RunPlan,
     Session,
     Tracker,
-    _KindStore,
     effect,
+    inherited,
     note,
+    plan_run,
+    starts_attempt,
     updates_context,
     verdict,
 )
 
-KEEP_OTHER = 24  # unknown lines kept per attempt; the rest are only counted
-CACHE_LINES = 50_000  # distinct physical lines remembered ...
-CACHE_BYTES = 8 << 20  # ... and their total size, so memory stays bounded on logs of unique lines
+BATCH_LINES = 16_384  # a longer batch is fed in slices: per-batch structures stay small
+CACHE_LINES = 20_000  # distinct physical lines remembered ...
+CACHE_BYTES = 4 << 20  # ... and what they cost (estimated: raw bytes and RAW_BYTES each)
+RAW_BYTES = 150  # what remembering one raw line costs besides its bytes
+TEXT_LINES = 20_000  # distinct parsed records (by their text after normalising) remembered ...
+TEXT_BYTES = 10 << 20  # ... and what they cost (estimated: twice the text, and RECORD_BYTES each)
+RECORD_BYTES = 400  # what one parsed record costs besides its text
 MIN_RUN = 12  # shorter runs go line by line: the bulk set-up costs more than it saves
 MEMO_RUN = 4096  # longer runs are planned afresh (their set-up cost is spread over many lines)
-MEMO_PLANS = 4096  # plans remembered ...
-MEMO_REFS = 1 << 20  # ... holding at most this many line references in their keys
-SHAPE_BYTES = 4 << 20  # attempt shapes (their marks) remembered, in bytes
-
-HOT, PLAIN, CTX = 0, 1, 2  # how a line is fed: through Tracker.add, in bulk, in bulk + a context update
+MEMO_ENTRIES = 4096  # entries in each memo (plans, contexts, interned contexts) ...
+PLAN_REFS = 1 << 18  # ... memoised plans holding at most this many line references and entries
+CONTEXT_MEMO_BYTES = 2 << 20  # ... folded contexts, keyed on raw lines of at most this size in all
+INTERN_BYTES = 2 << 20  # ... interned contexts holding at most this much
+SHAPE_BYTES = 1 << 20  # attempt shapes (their marks) remembered, in bytes
+PENDING_BYTES = 8 << 20  # what an attempt's pending lines may hold (estimated) before it is built ...
+BATCH_BYTES = 2 << 20  # ... counting each batch it refers to as this much: a batch is one block the reader
+# read (1 MiB, plus the unfinished line before it, at most 64 KiB; more after transcoding UTF-16), or a
+# slice of it, and a reference to any of its lines keeps it all
 
 Item = tuple[str, str, dict[str, FieldValue]]  # (text, kind, fields) of one logical line
+
+# One mark byte per physical line, so that a whole batch is classified by C-level bytes operations.
+# A line that also updates the context (``updates_context``) has the lower-case letter (":" for ".").
+MANY = b"M"  # several logical lines: replayed alone, like a start line
+START = b"S"  # a ``start`` event (always folded into the context)
+UNKNOWN = b"O"  # a line the grammar does not know
+BLANK = b"_"  # nothing after normalising
+FAILED = b"F"  # a failure event
+VERIFIED = b"K"  # a conclusive success
+WEAK_SUCCESS = b"W"  # a weak success (the wrapper said "done")
+PROGRESS = b"P"  # other progress
+NOTHING = b"."  # an event with no effect on the verdict
+_EFFECTS = b"FKWPfkwp"  # the marks of lines with progress
 
 
 class _Line:
     """One distinct physical line, parsed; shared by every occurrence (compared by identity)."""
 
-    __slots__ = ("effect", "fields", "flag", "items", "kind", "mark", "role", "text")
+    __slots__ = ("alone", "effect", "fields", "items", "kind", "mark", "text")
 
     def __init__(self, items: tuple[Item, ...]) -> None:
         self.items = items
         self.kind = ""  # "" for a blank line: no event at all
         self.text = ""
         self.fields: dict[str, FieldValue] = {}
-        self.role = ""
         self.effect = 0
-        self.mark = ord("_")
+        # replayed on its own, not in a bulk run: it may start an attempt, or holds several lines
+        self.alone = True
         if len(items) > 1:
-            self.flag = HOT
-            self.mark = ord("M")
+            self.mark = MANY[0]
             return
-        self.flag = PLAIN
-        if items:
-            self.text, self.kind, self.fields = items[0]
-            self.role = KINDS[self.kind].role
-            self.effect = effect(self.kind, self.fields)
-            if self.role == "start":
-                self.flag = HOT
-                self.mark = ord("S")
-            else:
-                ctx = updates_context(self.kind)
-                if ctx:
-                    self.flag = CTX  # Tracker.add folds these into the context, in line order
-                self.mark = _mark(self.kind, self.effect, ctx)
+        if not items:
+            self.alone = False
+            self.mark = BLANK[0]
+            return
+        self.text, self.kind, self.fields = items[0]
+        self.effect = effect(self.kind, self.fields)
+        if KINDS[self.kind].role == "start":
+            self.mark = START[0]
+            return
+        self.alone = False
+        self.mark = _mark(self.kind, self.effect, updates_context(self.kind))
 
 
-# One byte per physical line, so that a whole batch is classified by C-level bytes operations:
-#   M several logical lines   S a ``start`` event (folded into the context)   O unknown   _ blank
-#   F failure   K conclusive success   W weak success   P other progress   . anything else
-# and the same letters in lower case (":" for ".") when the line is also folded into the context.
 def _mark(kind: str, bits: int, ctx: bool) -> int:
     if bits & FAILURE:
-        c = "F"
+        c = FAILED
     elif bits & WEAK:
-        c = "W"
+        c = WEAK_SUCCESS
     elif bits & SUCCESS:
-        c = "K"
+        c = VERIFIED
     elif bits:
-        c = "P"
+        c = PROGRESS
     else:
-        c = "O" if kind == "other" else "."
+        c = UNKNOWN if kind == "other" else NOTHING
     if ctx:
-        c = ":" if c == "." else c.lower()
-    return ord(c)
+        c = b":" if c == NOTHING else c.lower()
+    return c[0]
 
 
 _VERDICT = bytes.maketrans(b"fkwp:", b"FKWP.")  # marks without the context letters
-_PROGRESS = bytes.maketrans(b"FKW", b"PPP")
+_PROGRESS = bytes.maketrans(b"FKW", b"PPP")  # every line with progress as P (after _VERDICT)
 _CONTEXT = bytes(1 if chr(c) in "Sfkwp:" else 0 for c in range(256))  # 1 for lines folded into the context
-_FLAG = attrgetter("flag")
-# One whole attempt inside a block, in the raw marks: its start line, anything up to its first progress,
+_ALONE = attrgetter("alone")
+# One whole attempt inside a batch, in the marks: its start line, anything up to its first progress,
 # then everything up to (not including) the next start line, which must be there.
-_ATTEMPT = re.compile(rb"S[^FKWPfkwp]*[FKWPfkwp][^S]*(?=S)")
+_ATTEMPT = re.compile(rb"S[^%s]*[%s][^S]*(?=S)" % (_EFFECTS, _EFFECTS))
 _BLANK = _Line(())
-PENDING_REFS = 50_000  # line references an attempt may hold before it is built (memory bound)
 
 
 def parse_raw(raw: bytes) -> tuple[Item, ...]:
@@ -151,7 +167,11 @@ class _Ctx:
 
     def __init__(self, items: tuple[tuple[str, FieldValue], ...]) -> None:
         self.items = items
-        self.sticky: _Ctx | None = None  # what the next attempt inherits (Tracker._close)
+        self.sticky: _Ctx | None = None  # what the next attempt inherits (sessions.inherited)
+
+
+def _context_cost(items: tuple[tuple[str, FieldValue], ...]) -> int:
+    return 64 + sum(64 + (len(v) if isinstance(v, str) else 0) for _, v in items)
 
 
 # a stretch of lines an attempt has not built yet: (batch lines, start, end, number of lines[0]), or
@@ -162,28 +182,29 @@ Pending = tuple[list[bytes], int, int, int] | tuple[int, tuple[Item, ...]]
 class _Batch:
     """One batch of lines and its marks, while it is fed."""
 
-    __slots__ = ("base", "ci", "cx", "cxt", "lines", "marks", "prog", "raw")
+    __slots__ = ("base", "context_flags", "context_lines", "context_used", "lines", "marks", "progress", "verdicts")
 
-    def __init__(self, lines: list[bytes], raw: bytes, marks: bytes, cx: bytes, base: int) -> None:
+    def __init__(self, lines: list[bytes], marks: bytes, base: int) -> None:
         self.lines = lines
-        self.raw = raw  # _Line.mark of each line
-        self.marks = marks  # _VERDICT marks
-        self.prog = marks.translate(_PROGRESS)  # P for every line with progress
-        self.cx = cx  # 1 for a line folded into the context
-        self.cxt = tuple(compress(lines, cx))  # those lines, in order
-        self.ci = 0  # how many of them the attempts have folded so far
         self.base = base  # number of lines[0]
+        self.marks = marks  # _Line.mark of each line
+        self.verdicts = marks.translate(_VERDICT)  # the marks without the context letters
+        self.progress = self.verdicts.translate(_PROGRESS)  # P for every line with progress
+        self.context_flags = marks.translate(_CONTEXT)  # 1 for a line folded into the context
+        self.context_lines = tuple(compress(lines, self.context_flags))  # those lines, in order
+        self.context_used = 0  # how many of them the attempts have folded so far
 
 
 class _Attempt:
     """What the scanner knows eagerly about one attempt: its verdict inputs and context.
 
     Its kept events (``Session.kinds``, ``text_counts``...) are built only if it is needed, by replaying
-    its pending lines through the exact path (``Scanner._build``): most attempts of a retry loop are
+    its pending lines through sessions.py (``Scanner._build``): most attempts of a retry loop are
     dropped unbuilt.
     """
 
-    __slots__ = ("ctx", "failure_seen", "index", "pending", "progressed", "refs", "session", "success_seen", "weak_success")
+    __slots__ = ("batch", "ctx", "failure_seen", "held", "index", "pending", "progressed", "session", "success_seen",
+                 "weak_success")
 
     def __init__(self, index: int, ctx: _Ctx) -> None:
         self.index = index
@@ -193,83 +214,124 @@ class _Attempt:
         self.success_seen = 0
         self.weak_success = False
         self.pending: list[Pending] = []
-        self.refs = 0
+        self.held = 0  # what the pending lines hold, estimated in bytes
+        self.batch: list[bytes] | None = None  # the lines of the last batch it refers to
         self.session: Session | None = None
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.success_seen, self.failure_seen, self.weak_success)
+
+
+Closed = tuple[int, _Ctx, int, int]  # an attempt closed inside a batch: index, context, first and end line
 
 
 class Scanner:
     def __init__(self) -> None:
-        self.tracker = Tracker()
         self.lines = 0
-        self._cache: dict[bytes, _Line] = {b"": _BLANK}
-        self._by_text: dict[tuple[str, ...], _Line] = {(): _BLANK}  # the records of the cached lines, by text
-        self._marks: dict[bytes, int] = {b"": _BLANK.mark}
-        self._cache_bytes = 0
-        self._plans: dict[object, _Plan] = {}
-        self._shapes: dict[bytes, tuple[int, int, str]] = {}
-        self._shape_bytes = 0
-        self._plan_refs = 0
-        self._contexts: dict[tuple[_Ctx, tuple[bytes, ...]], _Ctx] = {}
-        self._interned: dict[object, _Ctx] = {}
-        self.cur = _Attempt(1, self._intern(()))
-        self.last_failure: _Attempt | None = None
-        self.last_success: _Attempt | None = None
-        self.attempts = 1
-        self.failed_attempts = 0
         self.events_seen = 0
         self.lines_other = 0
-        self.parsed = 0  # distinct lines (after normalising) this scanner parsed itself
+        self.parsed = 0  # distinct lines (after normalising) this scanner parsed
+        self._cache: dict[bytes, _Line] = {b"": _BLANK}
+        self._by_text: dict[tuple[str, ...], _Line] = {(): _BLANK}  # parsed records, by their texts
+        self._marks: dict[bytes, int] = {b"": _BLANK.mark}
+        self._cache_bytes = 0
+        self._text_bytes = 0
+        self._plans: dict[object, RunPlan] = {}
+        self._plan_refs = 0
+        self._shapes: dict[bytes, tuple[int, int, str]] = {}
+        self._shape_bytes = 0
+        self._contexts: dict[tuple[_Ctx, tuple[bytes, ...]], _Ctx] = {}
+        self._context_bytes = 0
+        self._interned: dict[object, _Ctx] = {}
+        self._intern_bytes = 0
+        self.book: Attempts[_Attempt] = Attempts(_Attempt(1, self._intern(())))
+
+    def memory(self) -> dict[str, int]:
+        """What each bounded structure holds now, in the units of its bound (a test checks them)."""
+        return {
+            "cache_lines": len(self._cache), "cache_bytes": self._cache_bytes, "texts": len(self._by_text),
+            "text_bytes": self._text_bytes, "plans": len(self._plans),
+            "plan_refs": self._plan_refs, "shape_bytes": self._shape_bytes, "contexts": len(self._contexts),
+            "context_bytes": self._context_bytes, "interned": len(self._interned), "intern_bytes": self._intern_bytes,
+            "pending_bytes": max([a.held for a in self._unbuilt()], default=0),
+        }
+
+    def _unbuilt(self) -> list[_Attempt]:
+        book = self.book
+        return [a for a in (book.current, book.last_failure, book.last_success) if a is not None and a.pending]
 
     # ------------------------------------------------------------------------- distinct lines
     def _learn(self, lines: list[bytes], build: bool = True) -> None:
-        """Parse the batch's lines not seen yet (the cache is bounded: clear it when it would overflow).
+        """Parse the batch's lines not seen yet (the caches are bounded: clear them when they would overflow).
 
         Before letting the cache go, the attempts whose pending lines it holds are built (``build``), so
         that nothing is parsed twice; a build that meets an unknown line learns it without that step.
         """
-        cache = self._cache
         new = set(lines)
-        new.difference_update(cache.keys())
+        new.difference_update(self._cache.keys())
         if not new:
             return
-        size = sum(map(len, new))
-        if len(cache) + len(new) > CACHE_LINES or self._cache_bytes + size > CACHE_BYTES:
+        texts = {raw: _texts(raw) for raw in new}
+        raw_full, text_full = self._overflow(texts)
+        if raw_full or text_full:
             if build:
-                for att in (self.cur, self.last_failure, self.last_success):
-                    if att is not None and att.pending:
-                        self._build(att)
-            cache.clear()
-            cache[b""] = _BLANK
-            self._by_text.clear()
-            self._by_text[()] = _BLANK
-            self._marks.clear()
-            self._marks[b""] = _BLANK.mark
-            self._cache_bytes = 0
-            new = set(lines)
-            new.discard(b"")
-            size = sum(map(len, new))
-        self._cache_bytes += size
+                for att in self._unbuilt():
+                    self._build(att)
+            self._forget(text_full)
+            for raw in set(lines).difference(texts):  # cached before, forgotten now
+                texts[raw] = _texts(raw)
+            texts.pop(b"", None)
+        self._cache_bytes += sum(map(len, texts)) + RAW_BYTES * len(texts)
+        cache = self._cache
         marks = self._marks
-        # Distinct raw lines often share their text: a serial monitor stamps every line with the time
-        # ("12:34:56.789 -> "), which normalising removes. Such lines share one record.
-        by_text = self._by_text
-        for raw in new:
-            texts = _texts(raw)
-            rec = by_text.get(texts)
-            if rec is None:
-                rec = by_text[texts] = _Line(_parse_texts(texts))
-                self.parsed += 1
+        for raw, text in texts.items():
+            rec = self._record(text)
             cache[raw] = rec
             marks[raw] = rec.mark
+
+    def _overflow(self, texts: dict[bytes, tuple[str, ...]]) -> tuple[bool, bool]:
+        """Whether learning these raw lines (and their texts) would overflow the raw cache, the records."""
+        raw_cost = sum(map(len, texts)) + RAW_BYTES * len(texts)
+        raw_full = len(self._cache) + len(texts) > CACHE_LINES or self._cache_bytes + raw_cost > CACHE_BYTES
+        fresh = set(texts.values()).difference(self._by_text)
+        text_cost = 2 * sum(map(len, chain.from_iterable(fresh))) + RECORD_BYTES * len(fresh)
+        text_full = len(self._by_text) + len(fresh) > TEXT_LINES or self._text_bytes + text_cost > TEXT_BYTES
+        return raw_full, text_full
+
+    def _record(self, texts: tuple[str, ...]) -> _Line:
+        # Distinct raw lines often share their text: a serial monitor stamps every line with the time
+        # ("12:34:56.789 -> "), which normalising removes. Such lines share one record, which
+        # outlives the raw lines in the cache.
+        rec = self._by_text.get(texts)
+        if rec is None:
+            rec = self._by_text[texts] = _Line(_parse_texts(texts))
+            self._text_bytes += 2 * sum(map(len, texts)) + RECORD_BYTES
+            self.parsed += 1
+        return rec
+
+    def _forget(self, texts: bool) -> None:
+        """Clear the raw-line cache, and with ``texts`` the parsed records and the plans that hold them."""
+        self._cache.clear()
+        self._cache[b""] = _BLANK
+        self._marks.clear()
+        self._marks[b""] = _BLANK.mark
+        self._cache_bytes = 0
+        if texts:
+            self._by_text.clear()
+            self._by_text[()] = _BLANK
+            self._text_bytes = 0
+            self._plans.clear()
+            self._plan_refs = 0
 
     def _records(self, lines: list[bytes]) -> list[_Line]:
         try:
             return list(map(self._cache.__getitem__, lines))
-        except KeyError:  # only when the marks came from the helper process (premark.py)
+        except KeyError:  # the cache was cleared since these lines were marked
             self._learn(lines, build=False)
             return list(map(self._cache.__getitem__, lines))
 
-    def marks_of(self, lines: list[bytes]) -> bytes:
+    def _marks_of(self, lines: list[bytes]) -> bytes:
         """One mark (``_Line.mark``) per line, parsing the lines not seen yet."""
         try:
             return bytes(map(self._marks.__getitem__, lines))
@@ -278,30 +340,31 @@ class Scanner:
             return bytes(map(self._marks.__getitem__, lines))
 
     # ------------------------------------------------------------------------- feeding
-    def feed(self, first: int, lines: list[bytes], marks: bytes | None = None) -> None:
-        """Feed one batch of physical lines; ``first`` is the number of ``lines[0]``.
+    def feed(self, first: int, lines: list[bytes]) -> None:
+        """Feed one batch of physical lines; ``first`` is the number of ``lines[0]``."""
+        if len(lines) <= BATCH_LINES:
+            self._feed(first, lines)
+            return
+        for i in range(0, len(lines), BATCH_LINES):
+            self._feed(first + i, lines[i : i + BATCH_LINES])
 
-        ``marks``, when given, are the batch's marks as :meth:`marks_of` gives them (premark.py).
-        """
+    def _feed(self, first: int, lines: list[bytes]) -> None:
         if not lines:
             return
-        if marks is None:
-            marks = self.marks_of(lines)
+        marks = self._marks_of(lines)
         n = len(lines)
         self.lines = first + n - 1
-        multi = marks.count(b"M")
-        self.events_seen += n - marks.count(b"_") - multi
-        self.lines_other += marks.count(b"O")
-        verdicts = marks.translate(_VERDICT)
-        cx = marks.translate(_CONTEXT)
-        batch = _Batch(lines, marks, verdicts, cx, first)
+        many = marks.count(MANY)
+        self.events_seen += n - marks.count(BLANK) - many
+        self.lines_other += marks.count(UNKNOWN)
+        batch = _Batch(lines, marks, first)
         lo = 0
-        while multi:
-            j = marks.find(b"M", lo)
+        while many:
+            j = marks.find(MANY, lo)
             self._block(batch, lo, j)
-            self._multi(self._records([lines[j]])[0], first + j)
+            self._many(self._records([lines[j]])[0], first + j)
             lo = j + 1
-            multi -= 1
+            many -= 1
         self._block(batch, lo, n)
 
     def _block(self, batch: _Batch, lo: int, hi: int) -> None:
@@ -311,69 +374,65 @@ class Scanner:
         """
         if lo >= hi:
             return
-        marks = batch.marks
-        prog = batch.prog
-        if self.cur.progressed:
-            c = marks.find(b"S", lo, hi)
+        if self.book.current.progressed:
+            c = batch.marks.find(START, lo, hi)
         else:
-            q = prog.find(b"P", lo, hi)
-            c = marks.find(b"S", q, hi) if q >= 0 else -1
+            q = batch.progress.find(PROGRESS, lo, hi)
+            c = batch.marks.find(START, q, hi) if q >= 0 else -1
         if c < 0:
             self._stretch(batch, lo, hi)
             return
         if c > lo:
             self._stretch(batch, lo, c)
         self._close()
-        # Attempts wholly inside the block, each up to the start line of the next: they start afresh
-        # and hold progress, so one regex over the marks cuts them all (in C), and what each one's
-        # marks mean (verdict, context lines) is memoised on its marks: a retry loop repeats a few
-        # shapes. Only the context is folded attempt by attempt.
+        self._stretch(batch, self._whole_attempts(batch, c, hi), hi)
+
+    def _whole_attempts(self, batch: _Batch, c: int, hi: int) -> int:
+        """Close the attempts wholly inside ``lines[c:hi]``; return where the last one (still open) starts.
+
+        Each starts afresh and holds progress, so one regex over the marks cuts them all (in C), and
+        what each one's marks mean (verdict, context lines) is memoised on its marks: a retry loop
+        repeats a few shapes. Only the context is folded attempt by attempt.
+        """
         shapes = self._shapes
-        cxt = batch.cxt
-        ci = batch.ci
+        lines = batch.context_lines
+        used = batch.context_used
         contexts = self._contexts
-        ctx = self.cur.ctx
-        index = self.cur.index
+        ctx = self.book.current.ctx
+        first = index = self.book.current.index
         failed = 0
-        last_failure = last_success = None
+        last: dict[str, Closed] = {}
         a = c
-        for shape in _ATTEMPT.findall(batch.raw, c, hi):
-            info = shapes.get(shape)
-            if info is None:
-                info = self._shape(shape)
-            n, k, outcome = info
+        for shape in _ATTEMPT.findall(batch.marks, c, hi):
+            n, k, outcome = shapes.get(shape) or self._shape(shape)
             if k:
-                key = (ctx, cxt[ci : ci + k])
-                ci += k
-                done = contexts.get(key)
-                ctx = done if done is not None else self._fold(key)
-            if outcome == "failure":
-                last_failure = (index, ctx, a, a + n)
-                failed += 1
-            elif outcome == "success":
-                last_success = (index, ctx, a, a + n)
+                key = (ctx, lines[used : used + k])
+                used += k
+                ctx = contexts.get(key) or self._fold(key)
+            last[outcome] = (index, ctx, a, a + n)
+            failed += outcome == "failure"
             index += 1
-            sticky = ctx.sticky
-            ctx = sticky if sticky is not None else self._sticky(ctx)
+            ctx = ctx.sticky or self._sticky(ctx)
             a += n
-        batch.ci = ci
-        self.failed_attempts += failed
-        self.attempts = index
-        if last_failure is not None:
-            self.last_failure = self._closed(batch, *last_failure)
-        if last_success is not None:
-            self.last_success = self._closed(batch, *last_success)
-        self.cur = _Attempt(index, ctx)
-        self._stretch(batch, a, hi)
+        batch.context_used = used
+        failure, success = last.get("failure"), last.get("success")
+        self.book.closed(
+            index - first,
+            failed,
+            self._closed(batch, *failure) if failure else None,
+            self._closed(batch, *success) if success else None,
+            _Attempt(index, ctx),
+        )
+        return a
 
     def _shape(self, shape: bytes) -> tuple[int, int, str]:
         """Length, number of context lines and verdict of an attempt with these marks."""
         verdicts = shape.translate(_VERDICT)
         # positions + 1 stand for line numbers: verdict() only compares them (0 = none seen)
-        outcome = verdict(verdicts.rfind(b"K") + 1, verdicts.rfind(b"F") + 1, b"W" in verdicts)
+        outcome = verdict(verdicts.rfind(VERIFIED) + 1, verdicts.rfind(FAILED) + 1, WEAK_SUCCESS in verdicts)
         info = (len(shape), shape.translate(_CONTEXT).count(1), outcome)
         self._shape_bytes += len(shape)
-        if len(self._shapes) >= MEMO_PLANS or self._shape_bytes > SHAPE_BYTES:
+        if len(self._shapes) >= MEMO_ENTRIES or self._shape_bytes > SHAPE_BYTES:
             self._shapes.clear()
             self._shape_bytes = len(shape)
         self._shapes[shape] = info
@@ -382,39 +441,45 @@ class Scanner:
     def _closed(self, batch: _Batch, index: int, ctx: _Ctx, a: int, b: int) -> _Attempt:
         att = _Attempt(index, ctx)
         att.pending.append((batch.lines, a, b, batch.base))
-        att.refs = b - a
+        att.held = BATCH_BYTES
+        att.batch = batch.lines
         return att
 
     def _stretch(self, batch: _Batch, a: int, b: int) -> None:
         """Lines ``a:b`` of a batch belong to the current attempt: fold the cheap summary, defer the rest."""
-        att = self.cur
+        att = self.book.current
         att.pending.append((batch.lines, a, b, batch.base))
-        att.refs += b - a
-        if batch.prog.find(b"P", a, b) >= 0:
-            marks = batch.marks
-            base = batch.base
-            att.progressed = True
-            f = marks.rfind(b"F", a, b)
-            if f >= 0:
-                att.failure_seen = base + f
-            k = marks.rfind(b"K", a, b)
-            if k >= 0:
-                att.success_seen = base + k
-            if not att.weak_success and marks.find(b"W", a, b) >= 0:
-                att.weak_success = True
-        k = batch.cx.count(1, a, b)
+        if att.batch is not batch.lines:
+            att.batch = batch.lines
+            att.held += BATCH_BYTES
+        if batch.progress.find(PROGRESS, a, b) >= 0:
+            self._note_stretch(att, batch, a, b)
+        k = batch.context_flags.count(1, a, b)
         if k:
-            ci = batch.ci
-            key = (att.ctx, batch.cxt[ci : ci + k])
-            batch.ci = ci + k
-            done = self._contexts.get(key)
-            att.ctx = done if done is not None else self._fold(key)
-        if att.refs > PENDING_REFS:
+            used = batch.context_used
+            key = (att.ctx, batch.context_lines[used : used + k])
+            batch.context_used = used + k
+            att.ctx = self._contexts.get(key) or self._fold(key)
+        if att.held > PENDING_BYTES:
             self._build(att)
 
+    @staticmethod
+    def _note_stretch(att: _Attempt, batch: _Batch, a: int, b: int) -> None:
+        """The verdict inputs of lines ``a:b`` (which hold progress), from their marks."""
+        verdicts = batch.verdicts
+        att.progressed = True
+        f = verdicts.rfind(FAILED, a, b)
+        if f >= 0:
+            att.failure_seen = batch.base + f
+        k = verdicts.rfind(VERIFIED, a, b)
+        if k >= 0:
+            att.success_seen = batch.base + k
+        if not att.weak_success and verdicts.find(WEAK_SUCCESS, a, b) >= 0:
+            att.weak_success = True
+
+    # ------------------------------------------------------------------------- contexts
     def _sticky(self, ctx: _Ctx) -> _Ctx:
-        # context the wrapper printed once (IDE banner, OS) carries over to the next attempt
-        sticky = ctx.sticky = self._intern(tuple((k, v) for k, v in ctx.items if k in _STICKY))
+        sticky = ctx.sticky = self._intern(tuple(inherited(dict(ctx.items)).items()))
         return sticky
 
     def _fold(self, key: tuple[_Ctx, tuple[bytes, ...]]) -> _Ctx:
@@ -425,9 +490,13 @@ class Scanner:
         for rec in self._records(list(raws)):
             update(d, rec.kind, rec.fields, rec.text)
         done = self._intern(tuple(d.items()))
-        if len(self._contexts) >= MEMO_PLANS:
-            self._contexts.clear()
-        self._contexts[key] = done
+        cost = sum(map(len, raws)) + 64 * len(raws)
+        if cost <= CONTEXT_MEMO_BYTES // 16:  # a long stretch of context lines is unlikely to come again
+            if len(self._contexts) >= MEMO_ENTRIES or self._context_bytes + cost > CONTEXT_MEMO_BYTES:
+                self._contexts.clear()
+                self._context_bytes = 0
+            self._contexts[key] = done
+            self._context_bytes += cost
         return done
 
     def _intern(self, items: tuple[tuple[str, FieldValue], ...]) -> _Ctx:
@@ -436,45 +505,43 @@ class Scanner:
         except TypeError:  # pragma: no cover - a context value that cannot be hashed
             return _Ctx(items)
         if ctx is None:
-            if len(self._interned) >= MEMO_PLANS:
+            cost = _context_cost(items)
+            if len(self._interned) >= MEMO_ENTRIES or self._intern_bytes + cost > INTERN_BYTES:
                 self._interned.clear()
+                self._intern_bytes = 0
             ctx = self._interned[items] = _Ctx(items)
+            self._intern_bytes += cost
         return ctx
 
-    def _multi(self, rec: _Line, line: int) -> None:
+    # ------------------------------------------------------------------------- attempts
+    def _many(self, rec: _Line, line: int) -> None:
         """A physical line holding several logical lines: the reference step, one logical line at a time."""
         for item in rec.items:
             text, kind, fields = item
             self.events_seen += 1
             if kind == "other":
                 self.lines_other += 1
-            if KINDS[kind].role == "start" and self.cur.progressed:
+            if starts_attempt(kind, self.book.current):
                 self._close()
-            att = self.cur
+            att = self.book.current
             att.pending.append((line, (item,)))
-            att.refs += 1
+            att.held += 2 * len(text) + RECORD_BYTES
             note(att, line, effect(kind, fields))
             if updates_context(kind):
                 d = dict(att.ctx.items)
                 ctxmod.update(d, kind, fields, text)
                 att.ctx = self._intern(tuple(d.items()))
+        att = self.book.current
+        if att.held > PENDING_BYTES:
+            self._build(att)
 
     def _close(self) -> None:
-        """``Tracker._close``: the current attempt is over."""
-        done = self.cur
-        v = verdict(done.success_seen, done.failure_seen, done.weak_success)
-        if v == "failure":
-            self.last_failure = done
-            self.failed_attempts += 1
-        elif v == "success":
-            self.last_success = done
-        self.attempts += 1
-        sticky = done.ctx.sticky
-        self.cur = _Attempt(self.attempts, sticky if sticky is not None else self._sticky(done.ctx))
+        """The current attempt is over; the next one inherits its sticky context."""
+        done = self.book.current
+        self.book.close(done.verdict, _Attempt(self.book.attempts + 1, done.ctx.sticky or self._sticky(done.ctx)))
 
-    # ------------------------------------------------------------------------- building attempts
     def _build(self, att: _Attempt) -> Session:
-        """Replay an attempt's pending lines into its ``Session`` through the exact path."""
+        """Replay an attempt's pending lines into its ``Session`` through sessions.py."""
         session = att.session
         if session is None:
             session = att.session = Session(index=att.index)
@@ -482,21 +549,23 @@ class Scanner:
             if len(entry) == 2:
                 line, items = entry
                 for text, kind, fields in items:
-                    _keep(session, line, kind, text, fields)
+                    session.record(kind, line, text, fields)
             else:
                 lines, a, b, base = entry
                 self._replay(self._records(lines[a:b]), base + a, session)
         att.pending = []
-        att.refs = 0
+        att.held = 0
+        att.batch = None
         session.context = dict(att.ctx.items)
         return session
 
     def _replay(self, seg: list[_Line], first: int, session: Session) -> None:
-        flags = bytes(map(_FLAG, seg))
+        """Lines with one logical line or none each: runs between lines that go alone are kept in bulk."""
+        alone = bytes(map(_ALONE, seg))
         n = len(seg)
         i = 0
         while i < n:
-            j = flags.find(b"\x00", i)
+            j = alone.find(1, i)
             if j < 0:
                 j = n
             if j - i >= MIN_RUN:
@@ -505,278 +574,56 @@ class Scanner:
                 for k in range(i, j):
                     rec = seg[k]
                     if rec.kind:
-                        _keep(session, first + k, rec.kind, rec.text, rec.fields)
+                        session.record(rec.kind, first + k, rec.text, rec.fields)
             if j < n:
                 rec = seg[j]
-                _keep(session, first + j, rec.kind, rec.text, rec.fields)
+                session.record(rec.kind, first + j, rec.text, rec.fields)
             i = j + 1
 
     def _bulk(self, seg: list[_Line], session: Session, base: int) -> None:
-        """Fold a run of lines with no ``start`` event and one logical line (or none) each.
+        """Keep a run of lines with no ``start`` event at once; its first line is line number ``base``.
 
-        Its first line is line number ``base``. A retry loop repeats the same runs, so the plan for a
-        run is memoised on the run and on the little of the attempt's state it depends on (how full
-        each kind's store is, how many unknown lines are kept).
+        A retry loop repeats the same runs, so the plan for a run is memoised on the run and on the
+        little of the attempt's state it depends on (``Session.plan_state``).
         """
-        kinds = session.kinds
-        other = kinds.get("other")
-        sig = (tuple([(k, len(st.first)) for k, st in kinds.items()]), other.count if other else 0)
-        if len(seg) <= MEMO_RUN:
-            key = (tuple(seg), sig)
-            plan = self._plans.get(key)
-            if plan is None:
-                plan = _plan(seg, session)
-                if len(self._plans) >= MEMO_PLANS or self._plan_refs > MEMO_REFS:
-                    self._plans.clear()
-                    self._plan_refs = 0
-                self._plans[key] = plan
-                self._plan_refs += len(seg)
-        else:
-            plan = _plan(seg, session)
-        _apply(plan, session, base)
+        if len(seg) > MEMO_RUN:
+            session.apply(plan_run(seg, session), base)
+            return
+        key = (tuple(seg), session.plan_state())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = plan_run(seg, session)
+            refs = len(seg) + plan.size()
+            if len(self._plans) >= MEMO_ENTRIES or self._plan_refs + refs > PLAN_REFS:
+                self._plans.clear()
+                self._plan_refs = 0
+            self._plans[key] = plan
+            self._plan_refs += refs
+        session.apply(plan, base)
 
     def finish(self) -> Tracker:
-        """Build the attempts the report can use and hand them to the tracker."""
-        tracker = self.tracker
-        tracker.current = self._build(self.cur)
-        tracker.last_failure = self._build(self.last_failure) if self.last_failure else None
-        tracker.last_success = self._build(self.last_success) if self.last_success else None
-        tracker.attempts = self.attempts
-        tracker.failed_attempts = self.failed_attempts
+        """Build the attempts the report can use and hand them to a tracker."""
+        book = self.book
+        tracker = Tracker()
+        current = self._build(book.current)
+        failure = self._build(book.last_failure) if book.last_failure else None
+        success = self._build(book.last_success) if book.last_success else None
+        tracker.closed(book.attempts - 1, book.failed_attempts, failure, success, current)
         tracker.events_seen = self.events_seen
         tracker.lines_other = self.lines_other
         return tracker
 
 
-def _keep(session: Session, line: int, kind: str, text: str, fields: dict[str, FieldValue]) -> None:
-    """What ``Tracker.add`` does to the attempt's kept events and verdict inputs (unknown lines capped)."""
-    if kind == "other" and session.count("other") >= KEEP_OTHER:
-        return
-    session.keep(kind, line, text, fields)
-    note(session, line, effect(kind, fields))
-
-
-Entry = tuple[int, str, dict[str, FieldValue]]  # (position in the run, text, fields)
-
-
-class _Plan:
-    """What folding one run does to an attempt, with positions relative to the run's first line."""
-
-    __slots__ = ("events", "failure_seen", "first", "kinds", "last", "others", "progressed", "success_seen", "texts",
-                 "weak_success")
-
-    def __init__(self) -> None:
-        self.events = 0  # logical lines seen
-        self.others = 0  # of which unknown
-        self.kinds: list[tuple[str, int, list[Entry], list[Entry]]] = []  # kind, events kept, first, last
-        self.texts: list[tuple[str, int]] = []  # text and occurrences kept, in order of first occurrence
-        self.first = -1
-        self.last = -1
-        self.failure_seen = -1
-        self.success_seen = -1
-        self.progressed = False
-        self.weak_success = False
-
-
-def _plan(seg: list[_Line], session: Session) -> _Plan:
-    counts = Counter(seg)
-    if len(counts) * 6 > len(seg):
-        return _plan_by_walking(seg, session)  # few repeats: one pass is cheaper than searching
-    plan = _Plan()
-    rev: list[_Line] | None = None
-    by_kind: dict[str, list[_Line]] = {}
-    other_recs: list[_Line] = []
-    for rec, n in counts.items():
-        if not rec.kind:
-            continue  # blank after normalising
-        plan.events += n
-        if rec.kind == "other":
-            other_recs.append(rec)
-        else:
-            by_kind.setdefault(rec.kind, []).append(rec)
-
-    def firsts(rec: _Line, m: int) -> list[int]:
-        out = []
-        pos = -1
-        index = seg.index
-        for _ in range(m):
-            pos = index(rec, pos + 1)
-            out.append(pos)
-        return out
-
-    def lasts(rec: _Line, m: int) -> list[int]:
-        nonlocal rev
-        if rev is None:
-            rev = seg[::-1]
-        out = []
-        pos = -1
-        index = rev.index
-        top = len(seg) - 1
-        for _ in range(m):
-            pos = index(rec, pos + 1)
-            out.append(top - pos)
-        return out
-
-    texts: list[tuple[int, str, int]] = []  # (first position, text, occurrences kept)
-    stored: list[tuple[str, int, list[int], list[int]]] = []  # kind, events kept, first, last positions
-    if other_recs:
-        plan.others = sum(counts[r] for r in other_recs)
-        store = session.kinds.get("other")
-        room = KEEP_OTHER - (store.count if store else 0)
-        if room > 0:
-            owner: dict[int, _Line] = {}
-            for rec in other_recs:
-                owner.update(dict.fromkeys(firsts(rec, min(room, counts[rec])), rec))
-            kept = sorted(owner)[:room]
-            seen: dict[_Line, list[int]] = {}
-            for pos in kept:
-                seen.setdefault(owner[pos], []).append(pos)
-            texts.extend((got[0], rec.text, len(got)) for rec, got in seen.items())
-            cut = max(KEEP - (len(store.first) if store else 0), 0)
-            stored.append(("other", len(kept), kept[:cut], kept[cut:][-KEEP:]))
-    for kind, recs in by_kind.items():
-        store = session.kinds.get(kind)
-        need = KEEP - (len(store.first) if store else 0)
-        total = 0
-        head: list[int] = []
-        tail: list[int] = []
-        for rec in recs:
-            n = counts[rec]
-            total += n
-            got = firsts(rec, min(max(need, 1), n))
-            texts.append((got[0], rec.text, n))
-            if need > 0:
-                head.extend(got)
-            back = lasts(rec, min(KEEP, n))
-            tail.extend(back)
-            bits = rec.effect
-            if bits:
-                plan.progressed = True
-                if bits & FAILURE:
-                    plan.failure_seen = max(plan.failure_seen, back[0])
-                elif bits & WEAK:
-                    plan.weak_success = True
-                elif bits & SUCCESS:
-                    plan.success_seen = max(plan.success_seen, back[0])
-        head.sort()
-        head = head[: max(need, 0)]
-        taken = set(head)
-        tail = sorted(p for p in set(tail) if p not in taken)[-KEEP:]
-        stored.append((kind, total, head, tail))
-    for kind, total, head, tail in stored:
-        entries_head = [(p, seg[p].text, seg[p].fields) for p in head]
-        entries_tail = [(p, seg[p].text, seg[p].fields) for p in tail]
-        plan.kinds.append((kind, total, entries_head, entries_tail))
-        hi = max(tail[-1] if tail else -1, head[-1] if head else -1)
-        if hi < 0:
-            continue
-        lo = head[0] if head else tail[0]
-        plan.last = max(plan.last, hi)
-        plan.first = lo if plan.first < 0 else min(plan.first, lo)
-    texts.sort(key=lambda t: t[0])
-    plan.texts = [(text, n) for _, text, n in texts]
-    return plan
-
-
-def _plan_by_walking(seg: list[_Line], session: Session) -> _Plan:
-    """The same plan as :func:`_plan`, found by stepping through the run like ``Session.keep`` does."""
-    plan = _Plan()
-    store = session.kinds.get("other")
-    room = KEEP_OTHER - (store.count if store else 0)
-    filled = {k: len(st.first) for k, st in session.kinds.items()}
-    totals: dict[str, int] = {}
-    heads: dict[str, list[Entry]] = {}
-    tails: dict[str, deque[Entry]] = {}
-    texts: dict[str, int] = {}
-    for p, rec in enumerate(seg):
-        kind = rec.kind
-        if not kind:
-            continue
-        plan.events += 1
-        if kind == "other":
-            plan.others += 1
-            if room <= 0:
-                continue
-            room -= 1
-        totals[kind] = totals.get(kind, 0) + 1
-        texts[rec.text] = texts.get(rec.text, 0) + 1
-        entry = (p, rec.text, rec.fields)
-        if filled.get(kind, 0) < KEEP:
-            filled[kind] = filled.get(kind, 0) + 1
-            heads.setdefault(kind, []).append(entry)
-        else:
-            tail = tails.get(kind)
-            if tail is None:
-                tail = tails[kind] = deque(maxlen=KEEP)
-            tail.append(entry)
-        if plan.first < 0:
-            plan.first = p
-        plan.last = p
-        note(plan, p, rec.effect)  # positions relative to the run; -1 when none
-    plan.kinds = [(k, n, heads.get(k, []), list(tails.get(k, ()))) for k, n in totals.items()]
-    plan.texts = list(texts.items())
-    return plan
-
-
-def _apply(plan: _Plan, session: Session, base: int) -> None:
-    kinds = session.kinds
-    for kind, total, head, tail in plan.kinds:
-        store = kinds.get(kind)
-        if store is None:
-            store = kinds[kind] = _KindStore()
-        store.count += total
-        if head:
-            store.first.extend([(base + p, text, fields) for p, text, fields in head])
-        if tail:
-            store.last.extend([(base + p, text, fields) for p, text, fields in tail])
-    text_counts = session.text_counts
-    for text, n in plan.texts:
-        if text in text_counts:
-            text_counts[text] += n
-        elif len(text_counts) < MAX_DISTINCT:
-            text_counts[text] = n
-    if plan.last < 0:
-        return
-    if not session.first_line:
-        session.first_line = base + plan.first
-    session.last_line = base + plan.last
-    session._events = None
-    if plan.progressed:
-        session.progressed = True
-    if plan.failure_seen >= 0:
-        session.failure_seen = base + plan.failure_seen
-    if plan.success_seen >= 0:
-        session.success_seen = base + plan.success_seen
-    if plan.weak_success:
-        session.weak_success = True
-
-
-def scan_batches(batches: Iterable[tuple[int, list[bytes]]], helper: premark.Helper | None = None) -> tuple[Tracker, int]:
+def scan_batches(batches: Iterable[tuple[int, list[bytes]]]) -> tuple[Tracker, int]:
     scanner = Scanner()
     for first, lines in batches:
-        if helper is None:
-            scanner.feed(first, lines)
-            continue
-        scanner.feed(first, lines, helper.marks(first, len(lines)))
-        if scanner.parsed > max(premark.USELESS_AFTER, scanner.lines // 2):
-            # the scanner parses most lines anyway (a log of distinct lines that it must keep): the
-            # helper only doubles the work
-            helper.close()
-            helper = None
+        scanner.feed(first, lines)
     return scanner.finish(), scanner.lines
 
 
 def scan(stream: BinaryIO, name: str = "<stdin>") -> tuple[Tracker, int]:
-    """Read, normalise and parse a whole log into a session tracker; return it and the line count.
-
-    A big log file is marked ahead by a helper process where a spare CPU allows (premark.py).
-    """
-    helper = premark.start(stream, name, Scanner().marks_of, prepare=parser)
-    try:
-        return scan_batches(iter_batches(stream, name), helper)
-    finally:
-        if helper is not None:
-            helper.close()
+    """Read, normalise and parse a whole log into a session tracker; return it and the line count."""
+    return scan_batches(iter_batches(stream, name))
 
 
-__all__ = ["KEEP_OTHER", "Scanner", "Session", "parse_raw", "scan", "scan_batches"]
+__all__ = ["Scanner", "parse_raw", "scan", "scan_batches"]

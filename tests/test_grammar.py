@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from espdiag.parse import parse_line, parser
+from espdiag.events import FIELDS, KINDS, fields_of
+from espdiag.parse import build, grammar_text, parse_line, parser
 
 CASES = [
     # --- esptool-ck (Arduino ESP8266 core <= 2.4, -vv output) --------------------------------------
@@ -19,9 +22,9 @@ CASES = [
     ("read 0, requested 1", "ck_read", {"got": 0, "requested": 1}),
     ("error: failed sending 0xC0", "ck_send_failed", {"what": "0xC0", "level": "error"}),
     ("espcomm_send_command: sending command header", "ck_step", {}),
-    ("warning: espcomm_sync failed", "ck_failed", {"ck_func": "espcomm_sync", "level": "warning"}),
-    ("espcomm_open failed", "ck_failed", {"ck_func": "espcomm_open"}),
-    ("error: espcomm_upload_mem failed", "ck_failed", {"ck_func": "espcomm_upload_mem"}),
+    ("warning: espcomm_sync failed", "ck_failed", {"function": "espcomm_sync", "level": "warning"}),
+    ("espcomm_open failed", "ck_failed", {"function": "espcomm_open"}),
+    ("error: espcomm_upload_mem failed", "ck_failed", {"function": "espcomm_upload_mem"}),
     ("warning: espcomm_send_command: didn't receive command response", "ck_no_response", {}),
     ("warning: espcomm_send_command(FLASH_DOWNLOAD_DATA) failed", "ck_command_failed", {"command": "FLASH_DOWNLOAD_DATA"}),
     ("warning: espcomm_send_command: wrong direction/command: 0x01 0x03, expected 0x01 0x04", "ck_wrong_response", {}),
@@ -75,6 +78,14 @@ CASES = [
     ("Changing baud rate to 921600", "baud_change", {"baud": 921600}),
     ("Changing baud rate to 921600...", "baud_change", {"baud": 921600}),
     ("Auto-detected Flash size: 4MB", "flash_config", {"size": "4MB"}),
+    ("Detected flash size: 4MB", "flash_config", {"size": "4MB"}),
+    ("Detected flash size: Unknown", "flash_config", {"size": "Unknown"}),
+    ("Flash params set to 0x0220", "flash_config", {"params": "0x0220"}),
+    ("Enabling default SPI flash mode...", "flash_config", {}),
+    ("Flash will be erased from 0x00010000 to 0x0004afff...", "erase", {}),
+    ("Erasing flash (this may take a while)...", "erase", {}),
+    ("Erasing flash...", "erase", {}),
+    ("Chip erase completed successfully in 2.4s", "erase", {}),
     ("Writing at 0x00008000... (14 %)", "writing", {"percent": 14}),
     ("Writing at 0x00010000 [=====>                        ]  18.2% 32768/180000 bytes... ", "writing", {"percent": 18}),
     ("Wrote 472084 bytes (305673 compressed) at 0x00000000 in 4.5 seconds (effective 838.9 kbit/s)...", "wrote", {}),
@@ -82,7 +93,7 @@ CASES = [
     ("Hard resetting via RTS pin...", "hard_reset", {}),
     ("WARNING: Failed to communicate with the flash chip, read/write operations will fail.", "flash_comm_warning", {}),
     ("Hint: Check if the port is correct and ESP connected", "hint", {}),
-    ("TRACE +0.051 command op=0x13 data len=16 wait_response=1 timeout=3.000", "trace_command", {"hex": "0x13"}),
+    ("TRACE +0.051 command op=0x13 data len=16 wait_response=1 timeout=3.000", "trace_command", {"op": 0x13}),
     # --- failures --------------------------------------------------------------------------------
     ("A fatal error occurred: Failed to connect to ESP8266: Timed out waiting for packet header", "timeout_packet_header", {"target": "ESP8266", "fatal": True}),
     ("A fatal error occurred: Failed to connect to Espressif device: No serial data received.", "no_serial_data", {"target": "Espressif device"}),
@@ -167,6 +178,14 @@ CASES = [
     ("invalid header: 0xffffffff", "invalid_header", {}),
     ("AttributeError: 'NoneType' object has no attribute 'write'", "python_exception", {"exception": "AttributeError"}),
     # --- lines the grammar must leave alone -------------------------------------------------------
+    # --- shapes that two terminals could both claim (kept apart for lark's strict mode) -------------
+    ("Upload failed to connect: timeout", "upload_error", {}),
+    ("esp-web-tools failed to connect: Timed out waiting for packet header", "timeout_packet_header", {"port": "esp-web-tools"}),
+    ("A fatal error occurred: Could not open /dev/ttyUSB0, the port doesn't exist", "port_error", {"reason": "Could not open /dev/ttyUSB0, the port doesn't exist"}),
+    ("A fatal error occurred: Could not open COM3, the port is busy or doesn't exist.", "port_error", {"reason": "Could not open COM3, the port is busy or doesn't exist."}),
+    ("could not open port COM7: OSError(22, 'The semaphore timeout period has expired.', None, 121)", "port_error", {"port": "COM7", "errno": 22, "winerror": 121}),
+    ("File firmware.bin (length 4194400) at offset 0x0 will not fit in 4194304 bytes of flash.", "image_too_large", {"image": "firmware.bin (length 4194400) at offset 0x0", "flash_bytes": 4194304}),
+    ("Arduino: 1.8.19 (Linux), Board: \"Generic ESP8266 Module\"", "ide_banner", {"ide_version": "1.8.19", "os": "Linux", "board": '"Generic ESP8266 Module"'}),
     ("hello, my board does not work", "other", {}),
     ("Thanks for sharing your solution!", "other", {}),
     ("", "other", {}),
@@ -186,6 +205,34 @@ def test_garbage_before_a_banner_is_skipped() -> None:
     kind, fields = parse_line("\u00ef\u00bf\u00bd\u00ef l ets Jan  8 2013,rst cause:2, boot mode:(7,6)")
     assert kind == "rom_banner_8266"
     assert dict(fields)["mode"] == 7
+
+
+def test_grammar_passes_larks_strict_mode() -> None:
+    # strict: no two terminals of one priority can match the same text in one parser state, and no
+    # shift/reduce conflict; otherwise which one wins would depend on lark's ordering, not on the grammar
+    build(grammar_text(), strict=True)
+
+
+def test_rule_names_are_the_event_kinds() -> None:
+    named = {str(r.origin.name) for r in parser().rules} | {str(r.alias) for r in parser().rules if r.alias}
+    kinds = {n.split("__", 1)[0] for n in named if not n.startswith("_") and n != "start"}
+    assert kinds == set(KINDS) - {"other"}
+
+
+def test_one_catch_all_with_the_lowest_priority() -> None:
+    terminals = parser().terminals
+    probes = ["x", "0", " ", "(", ")", "'a\" b: [c] (d)"]
+    anything = [t.name for t in terminals if all(re.fullmatch(t.pattern.to_regexp(), p) for p in probes)]
+    assert anything == ["REST"]
+    rest = next(t for t in terminals if t.name == "REST")
+    assert all(t.priority > rest.priority for t in terminals if t is not rest)
+
+
+def test_each_kinds_doc_names_its_fields() -> None:
+    for kind, info in KINDS.items():
+        m = re.search(r"\(fields?: ([^)]*)\)$", info.doc)
+        documented = set(m.group(1).split(", ")) if m else set()
+        assert set(FIELDS.get(kind, ())) <= documented <= fields_of(kind), kind
 
 
 def test_parser_is_lalr_with_contextual_lexer() -> None:

@@ -20,7 +20,7 @@ from espdiag import context, ruleyaml
 from espdiag.api import diagnose_bytes, diagnose_text, iter_events
 from espdiag.errors import RuleErrors
 from espdiag.events import COMMON_FIELDS, FIELDS, KINDS, fields_of
-from espdiag.parse import _CLEAN, _SKIP, parser
+from espdiag.parse import field_of, parser
 from espdiag.rules import RuleSet, fill, load_file, load_rules, regex_risk
 
 GOOD = """\
@@ -315,19 +315,19 @@ def _kind_of(r: object) -> str | None:
     return name if name in KINDS else None
 
 
-def _reach(rules: list[object], seen: set[str], by_origin: dict[str, list[object]]) -> tuple[set[str], set[str]]:
-    """(fields, kinds) reachable from ``rules`` without entering another kind."""
+def _reach(rules: list[object], seen: set[str], by_origin: dict[str, list[object]], kind: str) -> tuple[set[str], set[str]]:
+    """(fields, kinds) reachable from ``rules`` without entering another kind; fields named as ``kind`` names them."""
     fields: set[str] = set()
     kinds: set[str] = set()
     for r in rules:
         for sym in r.expansion:  # type: ignore[attr-defined]
-            if sym.is_term and not sym.filter_out and sym.name not in _SKIP:
-                fields.add(_CLEAN.get(sym.name, (sym.name.lower(), None))[0])
+            if sym.is_term and not sym.filter_out and (named := field_of(kind, sym.name)):
+                fields.add(named[0])
             elif not sym.is_term and sym.name not in seen:
                 seen.add(sym.name)
                 subs = by_origin.get(sym.name, [])
                 kinds |= {k for s in subs if (k := _kind_of(s))}
-                f, k = _reach([s for s in subs if _kind_of(s) is None], seen, by_origin)
+                f, k = _reach([s for s in subs if _kind_of(s) is None], seen, by_origin, kind)
                 fields, kinds = fields | f, kinds | k
     return fields, kinds
 
@@ -349,14 +349,14 @@ def test_every_field_the_grammar_can_give_is_declared() -> None:
     by_origin: dict[str, list[object]] = {}
     for r in parser().rules:
         by_origin.setdefault(r.origin.name, []).append(r)
-    own: dict[str, set[str]] = {}
+    possible: dict[str, set[str]] = {}
     inner: dict[str, set[str]] = {}
     for kind in KINDS:
         rules = [r for rs in by_origin.values() for r in rs if _kind_of(r) == kind]
-        own[kind], inner[kind] = _reach(rules, set(), by_origin)
-    around, _ = _reach(by_origin["start"], set(), by_origin)
-    assert around <= set(COMMON_FIELDS)
-    possible = {k: own[k] | around for k in KINDS}
+        possible[kind], inner[kind] = _reach(rules, set(), by_origin, kind)
+        around, _ = _reach(by_origin["start"], set(), by_origin, kind)
+        assert around <= set(COMMON_FIELDS)
+        possible[kind] |= around
     _pass_down_outer_fields(possible, inner)
     undeclared = {k: sorted(f - fields_of(k)) for k, f in possible.items() if f - fields_of(k)}
     assert not undeclared

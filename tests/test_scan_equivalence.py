@@ -22,16 +22,12 @@ POOL = SAMPLE_LINES + GRAMMAR_LINES + ["", "   ", "hello there", "Writing at 0x1
 
 
 def reference_scan(data: bytes) -> tuple[Tracker, int]:
-    """The plain loop: every logical line through Tracker.add (unknown lines capped per attempt)."""
+    """The plain loop: every logical line through Tracker.add."""
     tracker = Tracker()
     lines = 0
     for number, items in parse_stream(io.BytesIO(data)):
         lines = number
         for text, kind, fields in items:
-            if kind == "other" and tracker.current.count("other") >= scanner.KEEP_OTHER:
-                tracker.lines_other += 1
-                tracker.events_seen += 1
-                continue
             tracker.add(number, kind, text, fields)
     return tracker, lines
 
@@ -152,9 +148,13 @@ def test_lines_holding_several_lines_scan_the_same(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_small_bounds_scan_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    # tiny bounds: attempts are built part by part (pending lines over the bound, cache cleared)
-    monkeypatch.setattr(scanner, "PENDING_REFS", 7 + seed * 13)
+    # tiny bounds: attempts are built part by part (pending lines over the bound, caches cleared)
+    monkeypatch.setattr(scanner, "PENDING_BYTES", 5 + seed * 3)
+    monkeypatch.setattr(scanner, "BATCH_BYTES", 1)
+    monkeypatch.setattr(scanner, "RECORD_BYTES", 1)
+    monkeypatch.setattr(scanner, "BATCH_LINES", 7 + seed * 5)
     monkeypatch.setattr(scanner, "CACHE_LINES", 40 + seed * 30)
+    monkeypatch.setattr(scanner, "TEXT_LINES", 30 + seed * 20)
     rng = random.Random(seed)
     lines: list[str] = []
     for _ in range(rng.randint(50, 400)):
@@ -165,8 +165,9 @@ def test_small_bounds_scan_the_same(seed: int, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_huge_single_attempt_crosses_the_bound() -> None:
-    # one attempt longer than PENDING_REFS lines (built part by part), then two more and trailing prose
-    body = b"Writing at 0x00010000... (3 %)\n" + b"read 0, requested 1\nflush start\nhello\n" * (scanner.PENDING_REFS // 2)
+    # one attempt over more batches than PENDING_BYTES allows (built part by part), then two more and prose
+    body = b"Writing at 0x00010000... (3 %)\n" + b"read 0, requested 1\nflush start\nhello\n" * (
+        scanner.BATCH_LINES * (scanner.PENDING_BYTES // scanner.BATCH_BYTES + 2) // 3)
     check_same(BAD + body + b"A fatal error occurred: Timed out\n" + OK + CK + PROSE)
 
 
@@ -198,3 +199,60 @@ def test_time_stamped_lines_scan_the_same_and_share_records(data: bytes) -> None
     s.feed(1, lines)
     # each message is parsed once, however many distinct time stamps it came with
     assert s.parsed <= len(set(data.splitlines())) + 1
+
+
+# ----------------------------------------------------------------------------- flat memory
+# Every cache and memo of the scanner is bounded in entries and in bytes (issue #12: the context memo
+# used to keep every raw line that updated the context, only its entry count was capped). With small
+# bounds, a generated log of every shape that broke the promise must stay within them after every
+# batch, and still scan exactly like the reference loop.
+
+SMALL_BOUNDS = {
+    "BATCH_LINES": 400, "CACHE_LINES": 1500, "CACHE_BYTES": 60_000, "TEXT_LINES": 1000, "TEXT_BYTES": 300_000,
+    "PLAN_REFS": 6000,
+    "CONTEXT_MEMO_BYTES": 32_000, "INTERN_BYTES": 16_000, "SHAPE_BYTES": 4000, "PENDING_BYTES": 40_000,
+    "BATCH_BYTES": 10_000,
+}
+
+
+def _hostile_log() -> bytes:
+    rng = random.Random(7)
+    parts = [OK, BAD * 3, CK]
+    for i in range(4000):  # time-stamped progress: every raw line distinct, each updates the context
+        parts.append(b"12:%02d:%02d.%03d -> Writing at 0x%08x... (%d %%)\n" % (i // 60000, i // 1000 % 60, i % 1000,
+                                                                              0x10000 + i % 200 * 0x400, i % 200 // 2))
+    parts.append(OK * 20)
+    parts.extend(b"Hello from the sketch, loop %d\n" % i for i in range(3000))  # distinct lines
+    parts.extend(b"Changing baud rate to %d\n" % (115200 + i) for i in range(1500))  # distinct contexts
+    parts.extend(b"Writing at 0x%08x... (5 %%)\rWriting at 0x%08x... (9 %%)\n" % (i, i + 1) for i in range(800))
+    parts.append(b"Flashing with command:esptool.py --port /dev/ttyUSB%d " % 1 + b"--chip esp32 " * 300 + b"\n")
+    parts.extend(rng.choice([OK, BAD, CK, IDE, PROSE]) for _ in range(150))
+    return b"".join(parts)
+
+
+def test_caches_stay_within_their_byte_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SMALL_BOUNDS.items():
+        monkeypatch.setattr(scanner, name, value)
+    data = _hostile_log()
+    lines = data.split(b"\n")[:-1]
+    s = scanner.Scanner()
+    longest = max(map(len, lines))
+    raw_batch = (longest + scanner.RAW_BYTES) * scanner.BATCH_LINES  # what one batch alone may add
+    text_batch = (2 * longest + scanner.RECORD_BYTES) * scanner.BATCH_LINES
+    worst: dict[str, int] = {}
+    for i in range(0, len(lines), 997):  # the reader's batches, cut again by the scanner
+        s.feed(i + 1, lines[i : i + 997])
+        for key, value in s.memory().items():
+            worst[key] = max(worst.get(key, 0), value)
+    assert worst["cache_lines"] <= scanner.CACHE_LINES + 1 and worst["texts"] <= scanner.TEXT_LINES + 1
+    assert worst["cache_bytes"] <= max(scanner.CACHE_BYTES, raw_batch)
+    assert worst["text_bytes"] <= max(scanner.TEXT_BYTES, text_batch)
+    assert worst["plan_refs"] <= scanner.PLAN_REFS and worst["plans"] <= scanner.MEMO_ENTRIES
+    assert worst["context_bytes"] <= scanner.CONTEXT_MEMO_BYTES
+    assert worst["intern_bytes"] <= scanner.INTERN_BYTES
+    assert worst["shape_bytes"] <= scanner.SHAPE_BYTES
+    assert worst["pending_bytes"] <= scanner.PENDING_BYTES
+    # the bounds were reached (the log is big enough to test them), and the result is still exact
+    assert worst["context_bytes"] > scanner.CONTEXT_MEMO_BYTES // 4 and worst["intern_bytes"] > scanner.INTERN_BYTES // 2
+    assert worst["cache_bytes"] > scanner.CACHE_BYTES // 2 and worst["text_bytes"] > scanner.TEXT_BYTES // 2
+    assert _state(s.finish(), len(lines)) == _state(*reference_scan(data))

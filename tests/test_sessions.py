@@ -75,3 +75,29 @@ def test_kept_events_are_bounded() -> None:
     session = tracker.current
     assert session.count("ck_read") == 10_000
     assert len([e for e in session.events() if e.kind == "ck_read"]) <= 2 * KEEP
+
+
+def test_unknown_lines_are_capped_by_the_session_itself() -> None:
+    # the cap used to live only in the scanner (and in the test's reference loop)
+    from espdiag.sessions import KEEP_OTHER, Tracker
+
+    tracker = Tracker()
+    for i in range(100):
+        tracker.add(i + 1, "other", f"hello {i}", {})
+    assert tracker.current.count("other") == KEEP_OTHER and tracker.lines_other == 100
+    assert len(tracker.current.text_counts) == KEEP_OTHER
+
+
+def test_counted_texts_are_bounded_in_bytes() -> None:
+    import io
+
+    from espdiag.api import scan
+    from espdiag.sessions import MAX_DISTINCT_BYTES
+
+    # 600 distinct failure lines of 4 KB in one attempt: 2.4 MB of text, counted only up to the bound
+    log = b"".join(b"A fatal error occurred: %05d " % i + b"x" * 4000 + b"\n" for i in range(600))
+    tracker, _ = scan(io.BytesIO(log))
+    session = tracker.current
+    assert session.count("fatal_error") == 600
+    assert session.text_bytes == sum(map(len, session.text_counts)) <= MAX_DISTINCT_BYTES
+    assert 100 < len(session.text_counts) < 600
