@@ -144,7 +144,7 @@ def succeeding_lines(session: Session) -> list[Event]:
 
 def _stage_of(event: Event, t: Tables) -> tuple[str, str] | None:
     if event.kind == "ck_failed":
-        stage = t.ck_failed.get(str(event.get("ck_func", "")))
+        stage = t.ck_failed.get(str(event.get("function", "")))
         return (stage, "failed") if stage else None
     if event.kind == "stub" and "running" in event.text.lower():
         return ("stub", "done")

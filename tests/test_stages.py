@@ -38,6 +38,11 @@ STUB = CHIP + "Uploading stub...\nRunning stub...\nStub running...\n"
         (STUB + "Wrote 1000 bytes (600 compressed) at 0x00010000 in 0.1 seconds\n"
          "A fatal error occurred: MD5 of file does not match data in flash!\n", "verify"),
         ("esptool.py: error: argument operation: invalid choice: 'wirte_flash'\n", "command"),
+        # esptool-ck names the step that failed
+        ("warning: espcomm_sync failed\nerror: espcomm_open failed\n", "connect"),
+        ("Uploading 226352 bytes from a.bin to flash at 0x00000000\nwarning: espcomm_send_command: didn't receive "
+         "command response\nwarning: espcomm_send_command(FLASH_DOWNLOAD_DATA) failed\n"
+         "error: espcomm_upload_mem failed\n", "flash-begin"),
         # another tool's words: a GUI built on espflash that retries, then panics in its connect step
         ("Opening /dev/ttyUSB0\nRetrying connection to the device...\nRetrying connection to the device...\n"
          "thread 'main' panicked at 'unable to connect to the device: timed out'\n", "connect"),
