@@ -33,6 +33,8 @@ STUB = CHIP + "Uploading stub...\nRunning stub...\nStub running...\n"
         # after the stub, no speed change: the next step is the flash, not the speed
         (STUB + "A fatal error occurred: Unable to verify flash chip connection (No serial data received.).\n",
          "flash-begin"),
+        (CHIP + "Erasing flash (this may take a while)...\n"
+         "A fatal error occurred: Timed out waiting for packet header\n", "flash-begin"),
         (STUB + "Compressed 1000 bytes to 600...\nWriting at 0x00010000... (30 %)\n"
          "A fatal error occurred: Packet content transfer stopped (received 8 bytes)\n", "write"),
         (STUB + "Wrote 1000 bytes (600 compressed) at 0x00010000 in 0.1 seconds\n"
